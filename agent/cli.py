@@ -1,0 +1,135 @@
+"""The `vaktpost` command line."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+from agent import __version__, logs
+from agent.configload import ConfigError
+from agent.daemon import read_config, serve
+from agent.results import ResultBook
+from agent.runtime import Runtime
+from checks.base import CheckContext, Status, worst
+
+Handler = Callable[[argparse.Namespace], int]
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    logs.setup(args.log_level)
+    try:
+        config = read_config(args.config)
+    except ConfigError as exc:
+        print(exc, file=sys.stderr)
+        return 1
+    return asyncio.run(serve(config, args.config))
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    try:
+        config = read_config(args.config)
+    except ConfigError as exc:
+        print(exc, file=sys.stderr)
+        return 1
+    print(
+        f"{args.config or '<default>'}: ok ({len(config.checks)} checks, "
+        f"{len(config.channels)} channels, {len(config.departments)} departments)"
+    )
+    return 0
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    try:
+        config = read_config(args.config)
+    except ConfigError as exc:
+        print(exc, file=sys.stderr)
+        return 1
+    known = {c.name for c in config.checks}
+    missing = [n for n in args.names if n not in known]
+    if missing:
+        print(f"unknown check: {', '.join(missing)}", file=sys.stderr)
+        return 3
+    book = ResultBook()
+    Path(config.agent.state_dir).mkdir(parents=True, exist_ok=True)
+    ctx = CheckContext(state_dir=Path(config.agent.state_dir), agent_name=config.agent.name)
+    runtime = Runtime(book, ctx, config.agent.max_concurrency)
+
+    async def run() -> None:
+        runtime.apply(config.checks)
+        await runtime.run_once(args.names or None)
+
+    asyncio.run(run())
+    selected = [s for s in book.states.values() if not args.names or s.config.name in args.names]
+    results = [(s.config, s.result) for s in selected if s.result is not None]
+    overall = worst([r.status for _, r in results])
+    if args.format == "json":
+        doc = {
+            "worst": overall.label,
+            "results": [r.to_json(c.name, c.type) for c, r in results],
+        }
+        print(json.dumps(doc, indent=2, ensure_ascii=False))
+    else:
+        print_table(
+            ["NAME", "TYPE", "STATUS", "TIME", "MESSAGE"],
+            [
+                [c.name, c.type, r.status.label, f"{r.duration_seconds:.3f}s", r.message]
+                for c, r in results
+            ],
+        )
+    return overall.exit_code
+
+
+def print_table(header: list[str], rows: list[list[str]]) -> None:
+    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header) - 1)]
+    for row in [header, *rows]:
+        cells = [str(v).ljust(w) for v, w in zip(row, widths, strict=False)]
+        print("  ".join([*cells, str(row[-1])]))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="vaktpost", description="Monitoring agent for municipal continuity."
+    )
+    parser.add_argument("--version", action="version", version=f"vaktpost {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="run the daemon")
+    run.add_argument("-c", "--config", help="config file (default: the embedded default)")
+    run.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    run.set_defaults(handler=cmd_run)
+
+    validate = sub.add_parser("validate", help="validate a config file")
+    validate.add_argument("-c", "--config", required=True)
+    validate.set_defaults(handler=cmd_validate)
+
+    check = sub.add_parser("check", help="run checks once and print the results")
+    check.add_argument("-c", "--config", required=True)
+    check.add_argument("names", nargs="*", metavar="NAME")
+    check.add_argument("--format", choices=["table", "json"], default="table")
+    check.set_defaults(handler=cmd_check)
+
+    for register in extra_commands():
+        register(sub)
+    return parser
+
+
+def extra_commands() -> list[Callable[[argparse._SubParsersAction[argparse.ArgumentParser]], None]]:
+    """Commands of other parts (readiness, drill, status, ack, silence)."""
+    return []
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    handler: Handler = args.handler
+    return handler(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
+
+
+__all__ = ["Status", "main"]

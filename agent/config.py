@@ -1,0 +1,255 @@
+"""The config schema of DESIGN.md as frozen pydantic models.
+
+Check and channel unions are built from their registries, so a type is declared
+in exactly one place. Loading (YAML, lines, includes, errors) is in configload.py.
+"""
+
+from __future__ import annotations
+
+import re
+import socket
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any, Literal, Union
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from alerting.channels.base import ChannelConfig
+from alerting.channels.registry import CHANNEL_CONFIGS
+from checks.base import NAME_PATTERN, CheckConfig, Duration, parse_duration
+from checks.registry import CHECK_TYPES
+
+_FROZEN = ConfigDict(frozen=True, extra="forbid")
+
+if TYPE_CHECKING:
+    AnyCheckConfig = CheckConfig
+    AnyChannelConfig = ChannelConfig
+else:
+    # Built from the registries: a type is declared in its own module only.
+    AnyCheckConfig = Annotated[
+        Union[tuple(t.config for t in CHECK_TYPES.values())],  # noqa: UP007
+        Field(discriminator="type"),
+    ]
+    AnyChannelConfig = Annotated[
+        Union[tuple(CHANNEL_CONFIGS.values())],  # noqa: UP007
+        Field(discriminator="type"),
+    ]
+Name = Annotated[str, Field(pattern=NAME_PATTERN)]
+
+
+def default_state_dir() -> str:
+    import os
+
+    base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    return str(Path(base) / "vaktpost")
+
+
+class Defaults(BaseModel):
+    model_config = _FROZEN
+    interval: Annotated[Duration, Field(gt=0)] = 60.0
+    timeout: Annotated[Duration, Field(gt=0)] = 10.0
+    failures_before_alert: Annotated[int, Field(ge=1)] = 2
+
+
+class WebUser(BaseModel):
+    model_config = _FROZEN
+    password_hash: str
+    role: Literal["viewer", "operator"] = "viewer"
+
+
+class WebConfig(BaseModel):
+    model_config = _FROZEN
+    tls_cert_file: str | None = None
+    tls_key_file: str | None = None
+    users: dict[str, WebUser] = {}
+    read_requires_auth: bool = False
+
+    @model_validator(mode="after")
+    def _tls_pair(self) -> WebConfig:
+        if (self.tls_cert_file is None) != (self.tls_key_file is None):
+            raise ValueError("tls_cert_file and tls_key_file go together")
+        return self
+
+
+class Heartbeat(BaseModel):
+    model_config = _FROZEN
+    url: str
+    interval: Annotated[Duration, Field(gt=0)] = 60.0
+
+
+_AFTER = re.compile(r"^(?:(\d+(?:\.\d+)?)%\s*)?(rto|mtpd)$")
+
+
+class After(BaseModel):
+    """When a step fires, from the incident start: fixed seconds, or a share of rto/mtpd."""
+
+    model_config = _FROZEN
+    seconds: float = 0.0
+    of: Literal["rto", "mtpd"] | None = None
+    share: float = 1.0
+
+    def resolve(self, rto: float | None, mtpd: float | None) -> float:
+        if self.of is None:
+            return self.seconds
+        base = rto if self.of == "rto" else mtpd
+        if base is None:
+            raise ValueError(f"step after {self.of} but the system has no {self.of}")
+        return base * self.share
+
+    def __str__(self) -> str:
+        if self.of is None:
+            from checks.base import format_duration
+
+            return format_duration(self.seconds)
+        return self.of if self.share == 1.0 else f"{self.share * 100:g}% {self.of}"
+
+
+def parse_after(value: Any) -> Any:
+    if isinstance(value, After | dict):
+        return value
+    if isinstance(value, str):
+        match = _AFTER.match(value.strip())
+        if match:
+            share = float(match.group(1)) / 100 if match.group(1) else 1.0
+            return {"of": match.group(2), "share": share}
+    try:
+        return {"seconds": parse_duration(value)}
+    except ValueError:
+        raise ValueError(
+            f"invalid after {value!r}: use a duration (30m), rto, mtpd, or a share like 50% rto"
+        ) from None
+
+
+class EscalationStep(BaseModel):
+    model_config = _FROZEN
+    after: After
+    notify: Annotated[tuple[str, ...], Field(min_length=1)]
+    message: str | None = None
+
+    @field_validator("after", mode="before")
+    @classmethod
+    def _after(cls, value: Any) -> Any:
+        return parse_after(value)
+
+
+class BackupRef(BaseModel):
+    model_config = _FROZEN
+    check: str
+    rpo: Annotated[Duration, Field(gt=0)]
+    restore_test_max_age: Annotated[Duration, Field(gt=0)] = 30 * 86400.0
+
+
+class System(BaseModel):
+    model_config = _FROZEN
+    id: Name
+    name: str | None = None
+    checks: tuple[str, ...] = ()
+    rto: Annotated[Duration, Field(gt=0)] | None = None
+    mtpd: Annotated[Duration, Field(gt=0)] | None = None
+    fallback: str = ""
+    backups: tuple[BackupRef, ...] = ()
+
+    @model_validator(mode="after")
+    def _mtpd_after_rto(self) -> System:
+        if self.rto is not None and self.mtpd is not None and self.mtpd < self.rto:
+            raise ValueError("mtpd must not be shorter than rto")
+        return self
+
+    @property
+    def title(self) -> str:
+        return self.name or self.id
+
+
+class Department(BaseModel):
+    model_config = _FROZEN
+    id: Name
+    name: str | None = None
+    systems: tuple[System, ...] = ()
+    escalation: tuple[EscalationStep, ...] = ()
+    repeat: Annotated[Duration, Field(gt=0)] | None = None
+    ack_expires: Annotated[Duration, Field(gt=0)] | None = None
+
+    @property
+    def title(self) -> str:
+        return self.name or self.id
+
+
+MatchKey = str  # check | department | system | a label name
+
+
+class Maintenance(BaseModel):
+    model_config = _FROZEN
+    match: Annotated[dict[MatchKey, str], Field(min_length=1)]
+    cron: str
+    duration: Annotated[Duration, Field(gt=0)]
+    comment: str = ""
+
+    @field_validator("cron")
+    @classmethod
+    def _cron(cls, value: str) -> str:
+        from apscheduler.triggers.cron import CronTrigger
+
+        if len(value.split()) != 5:
+            raise ValueError(
+                f"invalid cron {value!r}: need 5 fields (minute hour day month weekday)"
+            )
+        try:
+            CronTrigger.from_crontab(value, timezone="UTC")
+        except ValueError as exc:
+            raise ValueError(f"invalid cron {value!r}: {exc}") from None
+        return value
+
+
+class AgentConfig(BaseModel):
+    model_config = _FROZEN
+    name: str = Field(default_factory=socket.gethostname)
+    listen: str = "127.0.0.1:9730"
+    state_dir: str = Field(default_factory=default_state_dir)
+    max_concurrency: Annotated[int, Field(ge=1, le=100_000)] = 200
+    defaults: Defaults = Defaults()
+    web: WebConfig = WebConfig()
+    heartbeat: Heartbeat | None = None
+    peers: tuple[str, ...] = ()
+    language: Literal["sv", "en"] = "sv"
+    timezone: str = "Europe/Stockholm"
+    default_escalation: tuple[EscalationStep, ...] = ()
+
+    @field_validator("listen")
+    @classmethod
+    def _listen(cls, value: str) -> str:
+        _host, sep, port = value.rpartition(":")
+        if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
+            raise ValueError(
+                f"invalid listen address {value!r}: use host:port, e.g. 127.0.0.1:9730"
+            )
+        return value
+
+    @field_validator("timezone")
+    @classmethod
+    def _timezone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown timezone {value!r}, e.g. Europe/Stockholm") from None
+        return value
+
+    @property
+    def host_port(self) -> tuple[str, int]:
+        host, _, port = self.listen.rpartition(":")
+        return host.strip("[]"), int(port)
+
+
+class Config(BaseModel):
+    model_config = _FROZEN
+    include: tuple[str, ...] = ()
+    agent: AgentConfig = Field(default_factory=AgentConfig)
+    channels: dict[Name, AnyChannelConfig] = {}
+    checks: tuple[AnyCheckConfig, ...] = ()
+    departments: tuple[Department, ...] = ()
+    maintenance: tuple[Maintenance, ...] = ()
+
+    def check(self, name: str) -> CheckConfig:
+        for c in self.checks:
+            if c.name == name:
+                return c
+        raise KeyError(name)

@@ -1,0 +1,231 @@
+"""The daemon: startup, main loop, reload and shutdown."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import socket
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+
+from agent.components import Component, build_components
+from agent.config import Config
+from agent.configload import ConfigError, load_config, load_config_text
+from agent.metrics import AgentMetrics
+from agent.results import CheckState, ResultBook
+from agent.runtime import Runtime
+from agent.web import build_app
+from alerting.store import Store, StoreError
+from checks.base import CheckContext
+
+log = logging.getLogger("vaktpost.daemon")
+DEFAULT_CONFIG = Path(__file__).with_name("default.yaml")
+STOP_GRACE = 4.0  # SIGTERM must end the process within 5 s
+
+
+def read_config(path: str | None) -> Config:
+    if path is None:
+        return load_config_text(DEFAULT_CONFIG.read_text(encoding="utf-8"), "<default.yaml>")
+    return load_config(path)
+
+
+class Agent:
+    def __init__(self, config: Config, config_path: str | None) -> None:
+        self.config = config
+        self.config_path = config_path
+        self.book = ResultBook()
+        self.metrics = AgentMetrics(self.book)
+        self.store = Store(config.agent.state_dir)
+        self.ctx = CheckContext(
+            state_dir=Path(config.agent.state_dir), agent_name=config.agent.name
+        )
+        self.runtime = Runtime(
+            self.book, self.ctx, config.agent.max_concurrency, self.metrics.scheduler_lag.observe
+        )
+        self.status_sections: list[Callable[[Agent], str]] = []
+        self.components: list[Component] = []
+        self._stop = asyncio.Event()
+        self._dirty: dict[str, CheckState] = {}
+        self._tasks: list[asyncio.Task[None]] = []
+        self._runner: web.AppRunner | None = None
+        self._reload_lock = asyncio.Lock()
+
+    # -- lifecycle -------------------------------------------------------------
+    async def startup(self) -> None:
+        await self.store.open()
+        self.book.listeners.append(self._mark_dirty)
+        self.components = build_components(self)
+        self.runtime.apply(self.config.checks)
+        for component in self.components:
+            await component.start()
+        routes = [r for c in self.components for r in c.routes]
+        self._runner = web.AppRunner(build_app(self, routes), access_log=None, shutdown_timeout=1.0)
+        await self._runner.setup()
+        host, port = self.config.agent.host_port
+        site = web.TCPSite(self._runner, host, port, reuse_address=True)
+        await site.start()
+        self.runtime.start()
+        self.metrics.reload_success.set(1)
+        self.metrics.reload_timestamp.set(time.time())
+        self._tasks = [
+            asyncio.create_task(self._flush_results_forever()),
+            asyncio.create_task(self._watchdog_forever()),
+        ]
+        sd_notify("READY=1")
+        log.info(
+            "vaktpost started",
+            extra={
+                "listen": self.config.agent.listen,
+                "checks": len(self.config.checks),
+                "config": self.config_path or "<default>",
+            },
+        )
+
+    async def main_loop(self) -> None:
+        await self._stop.wait()
+
+    async def shutdown(self) -> None:
+        sd_notify("STOPPING=1")
+        await self.runtime.stop(grace=STOP_GRACE - 1.5)
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        for component in reversed(self.components):
+            try:
+                await asyncio.wait_for(component.stop(), timeout=1.0)
+            except Exception:
+                log.exception("component did not stop cleanly")
+        await self._flush_results()
+        if self._runner is not None:
+            await self._runner.cleanup()
+        await self.store.close()
+        log.info("vaktpost stopped")
+
+    def request_stop(self) -> None:
+        self._stop.set()
+
+    # -- reload ----------------------------------------------------------------
+    async def reload(self) -> tuple[bool, list[str]]:
+        async with self._reload_lock:
+            try:
+                new = await asyncio.to_thread(read_config, self.config_path)
+            except ConfigError as exc:
+                errors = [str(p) for p in exc.problems]
+                self.metrics.reload_success.set(0)
+                log.error(
+                    "config reload rejected; the old config keeps running",
+                    extra={"errors": "; ".join(errors)},
+                )
+                return False, errors
+            for key in ("listen", "state_dir", "max_concurrency"):
+                if getattr(new.agent, key) != getattr(self.config.agent, key):
+                    log.warning("agent.%s changed; it takes effect on restart", key)
+            self.config = new
+            self.runtime.apply(new.checks)
+            for component in self.components:
+                component.reload(new)
+            self.metrics.reload_success.set(1)
+            self.metrics.reload_timestamp.set(time.time())
+            log.info("config reloaded", extra={"checks": len(new.checks)})
+            return True, []
+
+    # -- state for readers -----------------------------------------------------
+    def readiness_problems(self) -> list[str]:
+        problems = []
+        if not self.store.is_open:
+            problems.append("state store is not open")
+        return problems
+
+    def check_results_json(self) -> list[dict[str, Any]]:
+        out: list[dict[str, Any]] = []
+        for name, state in self.book.states.items():
+            if state.result is None:
+                out.append(
+                    {
+                        "name": name,
+                        "type": state.config.type,
+                        "status": None,
+                        "message": "not run yet",
+                        "duration_seconds": None,
+                        "facts": {},
+                    }
+                )
+            else:
+                out.append(state.result.to_json(name, state.config.type))
+        return out
+
+    # -- persistence of results --------------------------------------------------
+    def _mark_dirty(self, state: CheckState) -> None:
+        self._dirty[state.config.name] = state
+
+    async def _flush_results(self) -> None:
+        dirty, self._dirty = self._dirty, {}
+        rows = []
+        for name, state in dirty.items():
+            if state.result is not None:
+                data = state.result.to_json(name, state.config.type)
+                data["finished_at"] = state.result.finished_at
+                rows.append((name, state.config.type, data))
+        try:
+            await self.store.save_results(rows)
+        except (StoreError, OSError, Exception) as exc:
+            log.error("could not persist results", extra={"error": str(exc)})
+
+    async def _flush_results_forever(self) -> None:
+        while True:
+            await asyncio.sleep(1.0)
+            await self._flush_results()
+
+    async def _watchdog_forever(self) -> None:
+        usec = int(os.environ.get("WATCHDOG_USEC", "0") or 0)
+        if not usec:
+            return
+        while True:
+            await asyncio.sleep(usec / 2e6)
+            if self.runtime._scheduler.running:
+                sd_notify("WATCHDOG=1")
+
+
+def sd_notify(message: str) -> None:
+    """systemd's notify protocol, without the dependency: one datagram to NOTIFY_SOCKET."""
+    address = os.environ.get("NOTIFY_SOCKET")
+    if not address:
+        return
+    if address.startswith("@"):
+        address = "\0" + address[1:]
+    with contextlib.suppress(OSError), socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
+        sock.connect(address)
+        sock.sendall(message.encode())
+
+
+async def serve(config: Config, config_path: str | None) -> int:
+    agent = Agent(config, config_path)
+    loop = asyncio.get_running_loop()
+    loop.add_signal_handler(signal.SIGTERM, agent.request_stop)
+    loop.add_signal_handler(signal.SIGINT, agent.request_stop)
+    reloads: set[asyncio.Task[Any]] = set()
+
+    def on_hup() -> None:
+        task = asyncio.ensure_future(agent.reload())
+        reloads.add(task)
+        task.add_done_callback(reloads.discard)
+
+    loop.add_signal_handler(signal.SIGHUP, on_hup)
+    try:
+        await agent.startup()
+    except (OSError, StoreError) as exc:
+        log.error("cannot start", extra={"error": str(exc)})
+        await agent.shutdown()
+        return 1
+    try:
+        await agent.main_loop()
+    finally:
+        await agent.shutdown()
+    return 0

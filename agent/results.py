@@ -1,0 +1,85 @@
+"""The latest result of every check and the counters the incident engine builds on."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from checks.base import CheckConfig, CheckResult, Status
+
+# A result counts as a failure for `failures_before_alert` when it is one of these.
+FAILING = frozenset({Status.CRITICAL, Status.UNKNOWN})
+# A dependency in one of these makes a failing dependent `unreachable`.
+DEPENDENCY_DOWN = frozenset({Status.CRITICAL, Status.UNREACHABLE})
+
+
+@dataclass(slots=True)
+class CheckState:
+    config: CheckConfig
+    result: CheckResult | None = None
+    consecutive_failures: int = 0
+    consecutive_successes: int = 0
+    runs: dict[Status, int] = field(default_factory=dict)
+    # Rendered exposition lines per metric family, rebuilt on each result so a
+    # scrape only joins strings (see agent/metrics.py).
+    rendered: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def confirmed_failing(self) -> bool:
+        return self.consecutive_failures >= self.config.failures_before_alert
+
+    def record(self, result: CheckResult) -> None:
+        self.result = result
+        self.runs[result.status] = self.runs.get(result.status, 0) + 1
+        if result.status in FAILING:
+            self.consecutive_failures += 1
+            self.consecutive_successes = 0
+        elif result.status is Status.UNREACHABLE:
+            # Not this check's fault: it starts counting afresh once the path is back.
+            self.consecutive_failures = 0
+            self.consecutive_successes = 0
+        else:
+            self.consecutive_successes += 1
+            self.consecutive_failures = 0
+
+
+Listener = Callable[[CheckState], None]
+
+
+class ResultBook:
+    """Owned by the runtime; everyone else reads it or listens to it."""
+
+    def __init__(self) -> None:
+        self.states: dict[str, CheckState] = {}
+        self.listeners: list[Listener] = []
+        self.version = 0  # bumped on every change; readers cache on it
+
+    def configure(self, checks: tuple[CheckConfig, ...]) -> None:
+        """Keep the history of checks whose config is unchanged; forget removed ones."""
+        old = self.states
+        self.states = {}
+        for config in checks:
+            previous = old.get(config.name)
+            if previous is not None and previous.config == config:
+                self.states[config.name] = previous
+            else:
+                state = CheckState(config)
+                if previous is not None and previous.config.type == config.type:
+                    state.result = previous.result
+                    state.runs = previous.runs
+                self.states[config.name] = state
+        self.version += 1
+
+    def record(self, name: str, result: CheckResult) -> CheckState | None:
+        state = self.states.get(name)
+        if state is None:  # removed by a reload while it ran
+            return None
+        state.record(result)
+        self.version += 1
+        for listener in self.listeners:
+            listener(state)
+        return state
+
+    def status_of(self, name: str) -> Status | None:
+        state = self.states.get(name)
+        return state.result.status if state and state.result else None

@@ -1,0 +1,142 @@
+"""Schedules every check on APScheduler's AsyncIOScheduler and records the results."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import zlib
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from apscheduler.triggers.interval import IntervalTrigger
+
+from agent.results import ResultBook
+from agent.runner import Runner
+from checks import registry
+from checks.base import Check, CheckConfig, CheckContext
+
+log = logging.getLogger("vaktpost.runtime")
+
+
+def start_offset(name: str, interval: float) -> float:
+    """Where in its interval a check fires: spread by name, stable across reloads."""
+    return (zlib.crc32(name.encode()) % 1_000_003) / 1_000_003 * interval
+
+
+class Runtime:
+    def __init__(
+        self,
+        book: ResultBook,
+        ctx: CheckContext,
+        max_concurrency: int,
+        observe_lag: Callable[[float], None] = lambda _lag: None,
+    ) -> None:
+        self.book = book
+        self.ctx = ctx
+        self.runner = Runner(book, max_concurrency)
+        self.observe_lag = observe_lag
+        self.checks: dict[str, Check] = {}
+        self._anchors: dict[str, float] = {}
+        self._inflight: set[asyncio.Task[None]] = set()
+        self._scheduler = AsyncIOScheduler(
+            timezone=UTC,
+            job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": None},
+        )
+        self.last_tick = time.monotonic()
+
+    def apply(self, checks: tuple[CheckConfig, ...]) -> None:
+        """(Re)build probes and jobs. Unchanged checks keep their phase and history."""
+        self.book.configure(checks)
+        wanted = {c.name: c for c in checks}
+        for name in list(self.checks):
+            if name not in wanted or self.checks[name].config != wanted[name]:
+                self._remove(name)
+        now = time.time()
+        for name, config in wanted.items():
+            if name in self.checks:
+                continue
+            self.checks[name] = registry.build(config, self.ctx)
+            # Anchor in the past so the first run lands at offset within one interval.
+            base = now - (now % config.interval)
+            anchor = base + start_offset(name, config.interval)
+            if anchor <= now:
+                anchor += config.interval
+            self._anchors[name] = anchor
+            self._scheduler.add_job(
+                self._fire,
+                IntervalTrigger(
+                    seconds=config.interval,
+                    start_date=datetime.fromtimestamp(anchor, UTC),
+                    timezone=UTC,
+                ),
+                args=[name],
+                id=name,
+                replace_existing=True,
+            )
+
+    def _remove(self, name: str) -> None:
+        del self.checks[name]
+        self._anchors.pop(name, None)
+        if self._scheduler.get_job(name):
+            self._scheduler.remove_job(name)
+
+    def start(self) -> None:
+        self._scheduler.start()
+
+    async def stop(self, grace: float) -> None:
+        """Stop scheduling; let in-flight probes finish within `grace`, then cancel them."""
+        if self._scheduler.running:
+            self._scheduler.shutdown(wait=False)
+        pending = set(self._inflight)
+        if pending:
+            _done, still = await asyncio.wait(pending, timeout=grace)
+            for task in still:
+                task.cancel()
+            if still:
+                await asyncio.wait(still, timeout=1.0)
+
+    async def _fire(self, name: str) -> None:
+        check = self.checks.get(name)
+        if check is None:
+            return
+        task = asyncio.current_task()
+        assert task is not None
+        self._inflight.add(task)
+        try:
+            now = time.time()
+            interval = check.config.interval
+            lag = (now - self._anchors[name]) % interval
+            self.observe_lag(lag if lag < interval / 2 else 0.0)
+            self.last_tick = time.monotonic()
+            result = await self.runner.run(check)
+            self.book.record(name, result)
+        finally:
+            self._inflight.discard(task)
+
+    async def run_once(self, names: list[str] | None = None) -> None:
+        """Run the selected (default: all) checks once, dependencies first."""
+        order = dependency_order([c.config for c in self.checks.values()])
+        selected = set(names) if names else None
+        for level in order:
+            batch = [n for n in level if selected is None or n in selected]
+            results = await asyncio.gather(*(self.runner.run(self.checks[n]) for n in batch))
+            for n, r in zip(batch, results, strict=True):
+                self.book.record(n, r)
+
+
+def dependency_order(configs: list[CheckConfig]) -> list[list[str]]:
+    """Checks in levels: each level depends only on earlier ones (config forbids cycles)."""
+    remaining = {c.name: set(c.depends_on) for c in configs}
+    levels: list[list[str]] = []
+    done: set[str] = set()
+    while remaining:
+        level = sorted(n for n, deps in remaining.items() if deps <= done)
+        if not level:  # unknown deps or a cycle slipped through: run the rest together
+            level = sorted(remaining)
+        for n in level:
+            del remaining[n]
+        done.update(level)
+        levels.append(level)
+    return levels

@@ -1,0 +1,112 @@
+"""The HTTP server: /metrics, health, the JSON API and the status page.
+
+Handlers only read state, or send commands through the agent's methods.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
+
+from aiohttp import web
+
+from agent.metrics import CONTENT_TYPE
+from agent.statuspage import render_status_page
+
+if TYPE_CHECKING:
+    from agent.daemon import Agent
+
+log = logging.getLogger("vaktpost.web")
+MAX_BODY = 64 * 1024
+AGENT_KEY: web.AppKey[Agent] = web.AppKey("agent")
+
+
+def json_error(status: int, message: str) -> web.Response:
+    return web.json_response({"error": message}, status=status)
+
+
+@web.middleware
+async def errors_as_json(
+    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except web.HTTPRequestEntityTooLarge:
+        return json_error(413, f"request body over {MAX_BODY} bytes")
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        return json_error(exc.status, exc.reason)
+    except Exception:
+        log.exception("request failed", extra={"path": request.path})
+        return json_error(500, "internal error")
+
+
+async def read_json(request: web.Request) -> dict[str, Any]:
+    """The body as a JSON object ({} when empty); 400 with the reason otherwise."""
+    raw = await request.read()
+    if not raw.strip():
+        return {}
+    try:
+        body = json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise web.HTTPBadRequest(reason=f"invalid JSON body: {exc}") from None
+    if not isinstance(body, dict):
+        raise web.HTTPBadRequest(reason="the JSON body must be an object")
+    return body
+
+
+def agent_of(request: web.Request) -> Agent:
+    return request.app[AGENT_KEY]
+
+
+async def metrics(request: web.Request) -> web.Response:
+    body = agent_of(request).metrics.render()
+    return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE})
+
+
+async def healthz(request: web.Request) -> web.Response:
+    return web.json_response({"status": "ok"})
+
+
+async def readyz(request: web.Request) -> web.Response:
+    agent = agent_of(request)
+    problems = agent.readiness_problems()
+    if problems:
+        return web.json_response({"status": "not ready", "problems": problems}, status=503)
+    return web.json_response({"status": "ready"})
+
+
+async def api_checks(request: web.Request) -> web.Response:
+    return web.json_response({"checks": agent_of(request).check_results_json()})
+
+
+async def reload(request: web.Request) -> web.Response:
+    ok, errors = await agent_of(request).reload()
+    if not ok:
+        return web.json_response({"error": "config rejected", "problems": errors}, status=400)
+    return web.json_response({"status": "reloaded"})
+
+
+async def status_page(request: web.Request) -> web.Response:
+    html = render_status_page(agent_of(request))
+    return web.Response(text=html, content_type="text/html", charset="utf-8")
+
+
+def build_app(agent: Agent, extra_routes: list[web.RouteDef] | None = None) -> web.Application:
+    app = web.Application(client_max_size=MAX_BODY, middlewares=[errors_as_json])
+    app[AGENT_KEY] = agent
+    app.add_routes(
+        [
+            web.get("/metrics", metrics),
+            web.get("/healthz", healthz),
+            web.get("/readyz", readyz),
+            web.get("/api/v1/checks", api_checks),
+            web.post("/-/reload", reload),
+            web.get("/", status_page),
+            *(extra_routes or []),
+        ]
+    )
+    return app

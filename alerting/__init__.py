@@ -1,0 +1,1 @@
+"""Incidents, continuity escalation, silences, notification channels, the durable outbox."""

@@ -1,0 +1,1 @@
+"""Notification channels: one module per YAML `type:`, registered in registry.py."""

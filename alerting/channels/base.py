@@ -1,0 +1,22 @@
+"""What every channel config has."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from checks.base import Duration
+
+
+class ChannelConfig(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    type: str
+    # Skipped for its fallbacks while the uplink (`link` checks) is down.
+    requires_internet: bool = False
+    # Notified for checks in no department when agent.default_escalation is unset.
+    default: bool = False
+    fallback: tuple[str, ...] = ()
+    timeout: Annotated[Duration, Field(gt=0)] = 10.0
+    concurrency: Annotated[int, Field(ge=1, le=64)] = 2

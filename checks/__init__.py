@@ -1,0 +1,1 @@
+"""Check types: one module per YAML `type:`, each behind the Check protocol."""

@@ -1,0 +1,193 @@
+"""The contract every check type shares: config base, result, protocol."""
+
+from __future__ import annotations
+
+import enum
+import re
+import time
+import typing
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Annotated, Any, ClassVar, Literal, Protocol
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer
+
+_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d|w)")
+_UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0}
+
+
+def parse_duration(value: object) -> float:
+    """Seconds from `500ms`, `30s`, `5m`, `2h`, `1d`, `1w` or combinations like `1h30m`."""
+    if isinstance(value, bool):
+        raise ValueError(f"invalid duration {value!r}: use a number with a unit, e.g. 30s")
+    if isinstance(value, int | float):
+        if value < 0:
+            raise ValueError(f"invalid duration {value!r}: must not be negative")
+        return float(value)
+    if not isinstance(value, str):
+        raise ValueError(f"invalid duration {value!r}: use a number with a unit, e.g. 30s")
+    text = value.strip()
+    pos, total = 0, 0.0
+    for match in _DURATION_PART.finditer(text):
+        if match.start() != pos:
+            break
+        total += float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
+        pos = match.end()
+    if not text or pos != len(text):
+        raise ValueError(
+            f"invalid duration {value!r}: use a number with a unit ms, s, m, h, d or w (e.g. 30s)"
+        )
+    return total
+
+
+def format_duration(seconds: float) -> str:
+    if seconds and seconds < 1:
+        return f"{round(seconds * 1000)}ms"
+    out, rest = [], round(seconds)
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
+        if rest >= size:
+            out.append(f"{rest // size}{unit}")
+            rest %= size
+    return "".join(out) or "0s"
+
+
+# Seconds as float inside; serialised back as a duration string.
+Duration = Annotated[
+    float,
+    BeforeValidator(parse_duration),
+    PlainSerializer(format_duration, return_type=str),
+]
+
+NAME_PATTERN = r"^[a-z0-9][a-z0-9_.-]*$"
+
+
+class Status(enum.IntEnum):
+    """Values are the `check_status` metric encoding of DESIGN.md."""
+
+    OK = 0
+    WARNING = 1
+    CRITICAL = 2
+    UNKNOWN = 3
+    UNREACHABLE = 4
+
+    @property
+    def label(self) -> str:
+        return self.name.lower()
+
+    @property
+    def badness(self) -> int:
+        """ok < warning < unreachable < unknown < critical."""
+        return _BADNESS[self]
+
+    @property
+    def exit_code(self) -> int:
+        return {Status.OK: 0, Status.WARNING: 1, Status.CRITICAL: 2}.get(self, 3)
+
+    @classmethod
+    def parse(cls, text: str) -> Status:
+        return cls[text.upper()]
+
+
+_BADNESS = {
+    Status.OK: 0,
+    Status.WARNING: 1,
+    Status.UNREACHABLE: 2,
+    Status.UNKNOWN: 3,
+    Status.CRITICAL: 4,
+}
+
+
+def worst(statuses: list[Status]) -> Status:
+    return max(statuses, key=lambda s: s.badness, default=Status.OK)
+
+
+@dataclass(frozen=True, slots=True)
+class CheckResult:
+    """What one probe found. Facts are numbers only: they become metrics."""
+
+    status: Status
+    message: str
+    facts: Mapping[str, float] = field(default_factory=dict)
+    duration_seconds: float = 0.0
+    finished_at: float = 0.0  # unix time, set by the runner
+
+    def to_json(self, name: str, type_: str) -> dict[str, Any]:
+        return {
+            "name": name,
+            "type": type_,
+            "status": self.status.label,
+            "message": self.message,
+            "duration_seconds": round(self.duration_seconds, 6),
+            "facts": dict(self.facts),
+        }
+
+
+def ok(message: str, **facts: float) -> CheckResult:
+    return CheckResult(Status.OK, message, facts)
+
+
+def warning(message: str, **facts: float) -> CheckResult:
+    return CheckResult(Status.WARNING, message, facts)
+
+
+def critical(message: str, **facts: float) -> CheckResult:
+    return CheckResult(Status.CRITICAL, message, facts)
+
+
+def unknown(message: str, **facts: float) -> CheckResult:
+    return CheckResult(Status.UNKNOWN, message, facts)
+
+
+class CheckConfig(BaseModel):
+    """Keys every check has. Each type subclasses this with `type: Literal[...]`.
+
+    interval, timeout and failures_before_alert not set in the file are taken
+    from `agent.defaults` by the loader (it looks at `model_fields_set`).
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    name: Annotated[str, Field(pattern=NAME_PATTERN)]
+    type: str
+    interval: Annotated[Duration, Field(gt=0)] = 60.0
+    timeout: Annotated[Duration, Field(gt=0)] = 10.0
+    labels: dict[str, str] = Field(default_factory=dict)
+    depends_on: tuple[str, ...] = ()
+    failures_before_alert: Annotated[int, Field(ge=1)] = 2
+    successes_before_recovery: Annotated[int, Field(ge=1)] = 1
+    severity: Literal["warning", "critical"] = "critical"
+
+    # Fact name -> metric name (without prefix), rendered as a gauge {check=...}.
+    metric_facts: ClassVar[Mapping[str, str]] = {}
+
+
+@dataclass(frozen=True)
+class CheckContext:
+    """What a probe may use from the agent: never mutable runtime state of others."""
+
+    state_dir: Path
+    agent_name: str
+    clock: Any = time.time  # returns unix seconds; injected in tests
+
+
+class Check(Protocol):
+    """A probe. `run` returns a result and never raises; the runner owns the timeout."""
+
+    @property
+    def config(self) -> CheckConfig: ...
+
+    async def run(self) -> CheckResult: ...
+
+
+@dataclass(frozen=True)
+class CheckType:
+    """A registered check type: its config model and how to build a probe from it."""
+
+    config: type[CheckConfig]
+    factory: Callable[[Any, CheckContext], Check]
+
+    @property
+    def name(self) -> str:
+        (literal,) = typing.get_args(self.config.model_fields["type"].annotation)
+        return str(literal)
