@@ -14,6 +14,7 @@ from agent.configload import ConfigError
 from agent.daemon import read_config, serve
 from agent.results import ResultBook
 from agent.runtime import Runtime
+from alerting.store import Store
 from checks.base import CheckContext, Status, worst
 
 Handler = Callable[[argparse.Namespace], int]
@@ -54,13 +55,18 @@ def cmd_check(args: argparse.Namespace) -> int:
         print(f"unknown check: {', '.join(missing)}", file=sys.stderr)
         return 3
     book = ResultBook()
-    Path(config.agent.state_dir).mkdir(parents=True, exist_ok=True)
-    ctx = CheckContext(state_dir=Path(config.agent.state_dir), agent_name=config.agent.name)
-    runtime = Runtime(book, ctx, config.agent.max_concurrency)
 
     async def run() -> None:
-        runtime.apply(config.checks)
-        await runtime.run_once(args.names or None)
+        # The daemon's store, so verification times recorded here count for it too.
+        store = Store(config.agent.state_dir)
+        await store.open()
+        try:
+            ctx = CheckContext(Path(config.agent.state_dir), config.agent.name, store=store)
+            runtime = Runtime(book, ctx, config.agent.max_concurrency)
+            runtime.apply(config.checks)
+            await runtime.run_once(args.names or None)
+        finally:
+            await store.close()
 
     asyncio.run(run())
     selected = [s for s in book.states.values() if not args.names or s.config.name in args.names]

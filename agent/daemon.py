@@ -43,13 +43,14 @@ class Agent:
         self.book = ResultBook()
         self.metrics = AgentMetrics(self.book)
         self.store = Store(config.agent.state_dir)
-        self.ctx = CheckContext(
-            state_dir=Path(config.agent.state_dir), agent_name=config.agent.name
-        )
+        self.ctx = CheckContext(Path(config.agent.state_dir), config.agent.name, store=self.store)
         self.runtime = Runtime(
             self.book, self.ctx, config.agent.max_concurrency, self.metrics.scheduler_lag.observe
         )
         self.status_sections: list[Callable[[Agent], str]] = []
+        # Providers of per-department extras for /api/v1/departments (e.g. continuity
+        # state and open incidents): department id -> keys merged into its JSON.
+        self.department_extras: list[Callable[[], dict[str, dict[str, Any]]]] = []
         self.components: list[Component] = []
         self._stop = asyncio.Event()
         self._dirty: dict[str, CheckState] = {}

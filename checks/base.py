@@ -162,13 +162,35 @@ class CheckConfig(BaseModel):
     metric_facts: ClassVar[Mapping[str, str]] = {}
 
 
+class CheckStateStore(Protocol):
+    """Small per-check state that must survive restarts (e.g. when a backup was verified)."""
+
+    async def get_state(self, check: str, key: str) -> Any: ...
+
+    async def set_state(self, check: str, key: str, value: Any) -> None: ...
+
+
+class MemoryStateStore:
+    """A CheckStateStore that forgets on exit: for tests and one-off runs without state_dir."""
+
+    def __init__(self) -> None:
+        self._data: dict[tuple[str, str], Any] = {}
+
+    async def get_state(self, check: str, key: str) -> Any:
+        return self._data.get((check, key))
+
+    async def set_state(self, check: str, key: str, value: Any) -> None:
+        self._data[(check, key)] = value
+
+
 @dataclass(frozen=True)
 class CheckContext:
     """What a probe may use from the agent: never mutable runtime state of others."""
 
     state_dir: Path
     agent_name: str
-    clock: Any = time.time  # returns unix seconds; injected in tests
+    clock: Callable[[], float] = time.time  # unix seconds; injected in tests
+    store: CheckStateStore = field(default_factory=MemoryStateStore)
 
 
 class Check(Protocol):
