@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from alerting.channels.base import ChannelConfig
 from alerting.channels.registry import CHANNEL_CONFIGS
-from checks.base import NAME_PATTERN, CheckConfig, Duration, parse_duration
+from checks.base import CheckConfig, Duration, Name, parse_duration
 from checks.registry import CHECK_TYPES
 
 _FROZEN = ConfigDict(frozen=True, extra="forbid")
@@ -34,7 +34,6 @@ else:
         Union[tuple(CHANNEL_CONFIGS.values())],  # noqa: UP007
         Field(discriminator="type"),
     ]
-Name = Annotated[str, Field(pattern=NAME_PATTERN)]
 
 
 def default_state_dir() -> str:

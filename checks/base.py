@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+import os
 import re
 import time
 import typing
@@ -11,7 +12,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal, Protocol
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+)
 
 _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d|w)")
 _UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0}
@@ -60,6 +68,20 @@ Duration = Annotated[
 ]
 
 NAME_PATTERN = r"^[a-z0-9][a-z0-9_.-]*$"
+_NAME = re.compile(NAME_PATTERN)
+
+
+def check_name(value: str) -> str:
+    if not _NAME.match(value):
+        raise ValueError(
+            f"invalid name {value!r}: use lowercase letters, digits, '_', '.' and '-', "
+            "starting with a letter or digit"
+        )
+    return value
+
+
+# Names of checks, channels, departments and systems: safe in URLs, labels and dedup keys.
+Name = Annotated[str, AfterValidator(check_name)]
 
 
 class Status(enum.IntEnum):
@@ -123,6 +145,15 @@ class CheckResult:
         }
 
 
+def os_error_text(exc: OSError) -> str:
+    """'connection refused' rather than "[Errno 111] Connect call failed ('10.0.0.1', 80)"."""
+    if isinstance(exc, TimeoutError):
+        return "timed out"
+    if exc.errno:
+        return os.strerror(exc.errno).lower()
+    return str(exc) or type(exc).__name__
+
+
 def ok(message: str, **facts: float) -> CheckResult:
     return CheckResult(Status.OK, message, facts)
 
@@ -148,7 +179,7 @@ class CheckConfig(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    name: Annotated[str, Field(pattern=NAME_PATTERN)]
+    name: Name
     type: str
     interval: Annotated[Duration, Field(gt=0)] = 60.0
     timeout: Annotated[Duration, Field(gt=0)] = 10.0

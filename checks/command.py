@@ -11,7 +11,15 @@ from typing import Annotated, Literal
 
 from pydantic import Field
 
-from checks.base import CheckConfig, CheckContext, CheckResult, CheckType, Status, unknown
+from checks.base import (
+    CheckConfig,
+    CheckContext,
+    CheckResult,
+    CheckType,
+    Status,
+    os_error_text,
+    unknown,
+)
 
 OUTPUT_CAP = 64 * 1024
 _EXIT_STATUS = {0: Status.OK, 1: Status.WARNING, 2: Status.CRITICAL, 3: Status.UNKNOWN}
@@ -76,7 +84,7 @@ class CommandCheck:
         except PermissionError:
             return unknown(f"plugin not executable: {argv[0]}")
         except OSError as exc:
-            return unknown(f"cannot start {argv[0]}: {exc.strerror or exc}")
+            return unknown(f"cannot start {argv[0]}: {os_error_text(exc)}")
         try:
             output, truncated = await read_capped(proc.stdout, OUTPUT_CAP)
             code = await proc.wait()

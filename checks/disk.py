@@ -10,7 +10,7 @@ from typing import Annotated, Literal
 import psutil
 from pydantic import Field
 
-from checks.base import CheckConfig, CheckContext, CheckResult, CheckType, critical
+from checks.base import CheckConfig, CheckContext, CheckResult, CheckType, critical, os_error_text
 from checks.thresholds import grade
 
 
@@ -34,7 +34,7 @@ class DiskCheck:
         try:
             usage = psutil.disk_usage(self._path)
         except OSError as exc:
-            return critical(f"{self._path}: {exc.strerror or exc}")
+            return critical(f"{self._path}: {os_error_text(exc)}")
         facts = {
             "used_percent": usage.percent,
             "free_bytes": float(usage.free),
@@ -47,7 +47,8 @@ class DiskCheck:
                     f.flush()
                     os.fsync(f.fileno())
             except OSError as exc:
-                return critical(f"{self._path} is not writable: {exc.strerror or exc}", **facts)
+                why = os_error_text(exc)
+                return critical(f"{self._path} is not writable: {why}", **facts)
         status = grade(usage.percent, self.config.warn_percent, self.config.critical_percent)
         msg = f"{self._path} {usage.percent:.1f}% used, {usage.free / 2**30:.1f} GiB free"
         return CheckResult(status, msg, facts)

@@ -12,7 +12,15 @@ from urllib.parse import urlsplit
 
 from pydantic import Field, field_validator, model_validator
 
-from checks.base import CheckConfig, CheckContext, CheckResult, CheckType, critical, ok
+from checks.base import (
+    CheckConfig,
+    CheckContext,
+    CheckResult,
+    CheckType,
+    critical,
+    ok,
+    os_error_text,
+)
 
 
 async def _probe_tcp(target: str) -> str | None:
@@ -21,7 +29,7 @@ async def _probe_tcp(target: str) -> str | None:
     try:
         _reader, writer = await asyncio.open_connection(parts.hostname, parts.port)
     except OSError as exc:
-        return exc.strerror or str(exc)
+        return os_error_text(exc)
     writer.close()
     return None
 

@@ -9,7 +9,15 @@ from typing import Annotated, Literal
 
 from pydantic import Field, field_validator
 
-from checks.base import CheckConfig, CheckContext, CheckResult, CheckType, critical, ok
+from checks.base import (
+    CheckConfig,
+    CheckContext,
+    CheckResult,
+    CheckType,
+    critical,
+    ok,
+    os_error_text,
+)
 
 READ_CAP = 64 * 1024
 
@@ -50,7 +58,7 @@ class TcpCheck:
         try:
             reader, writer = await asyncio.open_connection(cfg.host, cfg.port)
         except OSError as exc:
-            return critical(f"connect to {target} failed: {exc.strerror or exc}")
+            return critical(f"connect to {target} failed: {os_error_text(exc)}")
         connect = time.perf_counter() - start
         try:
             if self._send:
@@ -60,7 +68,7 @@ class TcpCheck:
                 return ok(f"connected to {target}", connect_seconds=connect)
             return await self._await_expect(reader, target, connect)
         except OSError as exc:
-            return critical(f"{target}: {exc.strerror or exc}", connect_seconds=connect)
+            return critical(f"{target}: {os_error_text(exc)}", connect_seconds=connect)
         finally:
             writer.close()
 
@@ -69,15 +77,20 @@ class TcpCheck:
     ) -> CheckResult:
         assert self._expect is not None
         seen = b""
-        # The runner's timeout cancels this read; what was seen is reported by the
-        # mismatch path only when the peer closes or the cap is hit.
-        while len(seen) < READ_CAP:
-            chunk = await reader.read(4096)
-            if not chunk:
-                break
-            seen += chunk
-            if self._expect.search(seen):
-                return ok(f"{target} answered as expected", connect_seconds=connect)
+        # Stop reading a little before the runner's timeout, so a peer that talks
+        # but never says the expected thing is reported with what it did say.
+        try:
+            async with asyncio.timeout(self.config.timeout * 0.9):
+                while len(seen) < READ_CAP:
+                    chunk = await reader.read(4096)
+                    if not chunk:
+                        break
+                    seen += chunk
+                    if self._expect.search(seen):
+                        return ok(f"{target} answered as expected", connect_seconds=connect)
+        except TimeoutError:
+            if not seen:
+                return critical(f"{target} sent nothing", connect_seconds=connect)
         got = seen[:80].decode("utf-8", "replace")
         return critical(
             f"{target} reply does not match {self.config.expect!r}: got {got!r}",
