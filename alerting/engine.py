@@ -1,0 +1,402 @@
+"""The incident engine: check results and clock ticks in, incident changes and notifications out.
+
+Pure: no I/O, no clock of its own (every call takes `now`), so the daemon, the
+drill and the tests run exactly this code. The caller persists each Outcome in
+one transaction before it sends any of its notifications.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from agent.config import Config
+from alerting.model import (
+    CheckTrack,
+    EngineState,
+    Event,
+    EventKind,
+    Incident,
+    Notification,
+    NotificationKind,
+    Outcome,
+    Silence,
+)
+from alerting.mute import muted_by, next_window_edge
+from alerting.payload import build_payload, dedup_key
+from alerting.plan import Plan, Unit, build_plan
+
+FAILING = frozenset({"critical", "unknown"})
+UnitKey = tuple[str | None, str]
+
+
+class IncidentEngine:
+    def __init__(self, config: Config, state: EngineState | None = None) -> None:
+        self.state = state or EngineState()
+        self.config = config
+        self.plan: Plan = build_plan(config)
+
+    def reconfigure(self, config: Config) -> None:
+        self.config = config
+        self.plan = build_plan(config)
+
+    # -- queries ---------------------------------------------------------------
+    def open_incident(self, key: UnitKey) -> Incident | None:
+        for incident in self.state.incidents.values():
+            if (incident.department, incident.system) == key:
+                return incident
+        return None
+
+    def uplink_down(self) -> bool:
+        """True while every `link` check's last result failed (no link checks: never)."""
+        links = [name for name, spec in self.plan.checks.items() if spec.is_link]
+        tracks = [self.state.checks.get(name) for name in links]
+        known = [t for t in tracks if t is not None and t.failures + t.successes > 0]
+        return bool(known) and all(t.status in FAILING for t in known)
+
+    def is_down(self, unit: Unit) -> bool:
+        return any(
+            (t := self.state.checks.get(name)) is not None and t.confirmed for name in unit.checks
+        )
+
+    # -- inputs ------------------------------------------------------------------
+    def observe(self, check: str, status: str, message: str, now: float) -> Outcome:
+        """A check result. Returns what changed (often nothing)."""
+        out = Outcome()
+        spec = self.plan.checks.get(check)
+        if spec is None:
+            return out
+        track = self.state.checks.get(check)
+        if track is None:
+            track = self.state.checks[check] = CheckTrack(check, since=now)
+        before = (track.status, track.failures, track.successes, track.confirmed)
+        was_unreachable = track.status == "unreachable"
+        _count(
+            track, status, message, now, spec.failures_before_alert, spec.successes_before_recovery
+        )
+        if (track.status, track.failures, track.successes, track.confirmed) == before:
+            return out
+        out.checks[check] = track
+        if track.confirmed != before[3] or track.status != before[0]:
+            for key in self.plan.units_of_check.get(check, ()):
+                out.merge(self._evaluate(self.plan.units[key], now))
+        if was_unreachable != (track.status == "unreachable"):
+            out.merge(self._update_impacted())
+        return out
+
+    def tick(self, now: float) -> Outcome:
+        """Advance escalation clocks: steps, repeats, ack expiry, RTO/MTPD breaches."""
+        out = Outcome()
+        for incident in list(self.state.incidents.values()):
+            unit = self.plan.units.get((incident.department, incident.system))
+            if unit is None or not self.is_down(unit):
+                # Removed from the config by a reload, or recovered meanwhile.
+                out.merge(self._resolve(incident, unit, now))
+                continue
+            out.merge(self._escalate(incident, unit, now))
+        for sid in [s.id for s in self.state.silences.values() if s.ends_at <= now]:
+            del self.state.silences[sid]
+        return out
+
+    def acknowledge(self, incident_id: int, by: str, comment: str, now: float) -> Outcome:
+        incident = self.state.incidents.get(incident_id)
+        if incident is None:
+            raise KeyError(incident_id)
+        incident.acked_by, incident.acked_at, incident.ack_comment = by or "unknown", now, comment
+        incident.acks += 1
+        out = Outcome(incidents={incident.id: incident})
+        out.events.append(
+            Event(
+                now,
+                "acknowledged",
+                incident.id,
+                incident.current_step,
+                message=f"{incident.acked_by}: {comment}".rstrip(": "),
+            )
+        )
+        unit = self.plan.units.get((incident.department, incident.system))
+        if unit is not None and not self._muted(incident, now):
+            suffix = f"ack-{incident.acks}"
+            out.notifications += self._notify(
+                unit, incident, incident.notified, "acknowledged", suffix, now
+            )
+        return out
+
+    def add_silence(
+        self, matchers: dict[str, str], starts_at: float, ends_at: float, comment: str, by: str
+    ) -> Silence:
+        silence = Silence(
+            self.state.next_silence_id, dict(matchers), starts_at, ends_at, comment, by
+        )
+        self.state.next_silence_id += 1
+        self.state.silences[silence.id] = silence
+        return silence
+
+    def expire_silence(self, silence_id: int, now: float) -> Silence:
+        silence = self.state.silences.pop(silence_id)
+        silence.ends_at = min(silence.ends_at, now)
+        return silence
+
+    # -- incidents ---------------------------------------------------------------
+    def _evaluate(self, unit: Unit, now: float) -> Outcome:
+        incident = self.open_incident(unit.key)
+        failing = [n for n in unit.checks if (t := self.state.checks.get(n)) and t.confirmed]
+        if failing and incident is None:
+            return self._open(unit, failing, now)
+        if incident is not None and not failing:
+            return self._resolve(incident, unit, now)
+        if incident is not None and failing != incident.checks:
+            incident.checks = failing
+            return Outcome(incidents={incident.id: incident})
+        return Outcome()
+
+    def _open(self, unit: Unit, failing: list[str], now: float) -> Outcome:
+        incident = Incident(
+            self.state.next_incident_id, unit.department, unit.system, now, checks=failing
+        )
+        self.state.next_incident_id += 1
+        self.state.incidents[incident.id] = incident
+        out = Outcome(incidents={incident.id: incident})
+        out.events.append(Event(now, "opened", incident.id, message=", ".join(failing)))
+        out.merge(self._update_impacted())
+        out.merge(self._escalate(incident, unit, now))
+        return out
+
+    def _resolve(self, incident: Incident, unit: Unit | None, now: float) -> Outcome:
+        incident.resolved_at = now
+        del self.state.incidents[incident.id]
+        out = Outcome(incidents={incident.id: incident})
+        out.events.append(
+            Event(now, "resolved", incident.id, incident.current_step, tuple(incident.notified))
+        )
+        if unit is not None:
+            # Everyone who was told it is down hears that it is over, muted or not.
+            out.notifications += self._notify(
+                unit, incident, incident.notified, "resolved", "resolved", now
+            )
+        return out
+
+    def _escalate(self, incident: Incident, unit: Unit, now: float) -> Outcome:
+        out = Outcome()
+        elapsed = now - incident.started_at
+        self._breaches(incident, unit, elapsed, out)
+        if incident.acked_at is not None:
+            if unit.ack_expires is None or now < incident.acked_at + unit.ack_expires:
+                return out
+            self._expire_ack(incident, now, out)
+        muted = self._muted(incident, now)
+        due = [
+            i
+            for i in range(len(unit.ladder))
+            if i not in incident.steps_taken and _step_at(unit, i) <= elapsed
+        ]
+        for index in due:
+            self._take_step(incident, unit, index, muted, now, out)
+        if not due and muted is None and incident.current_step in incident.steps_muted:
+            # A step that came due during a silence is delivered when the silence ends.
+            step = incident.current_step
+            assert step is not None
+            incident.steps_muted.remove(step)
+            self._send_step(incident, unit, step, "notify", str(step), now, out)
+        elif not due and self._repeat_due(incident, unit, now):
+            incident.repeats += 1
+            incident.last_notified_at = now
+            out.incidents[incident.id] = incident
+            current = incident.current_step
+            assert current is not None
+            if muted is None:
+                suffix = f"{current}/repeat-{incident.repeats}"
+                self._send_step(incident, unit, current, "repeat", suffix, now, out)
+        return out
+
+    def _expire_ack(self, incident: Incident, now: float, out: Outcome) -> None:
+        incident.acked_at = None
+        incident.acked_by = None
+        # Escalation resumes: the current step is re-notified at once.
+        incident.last_notified_at = None
+        out.incidents[incident.id] = incident
+        out.events.append(Event(now, "ack_expired", incident.id, incident.current_step))
+
+    def _repeat_due(self, incident: Incident, unit: Unit, now: float) -> bool:
+        if incident.current_step is None:
+            return False
+        if incident.last_notified_at is None:
+            return True  # an acknowledgement lapsed
+        return unit.repeat is not None and now >= incident.last_notified_at + unit.repeat
+
+    def _take_step(
+        self,
+        incident: Incident,
+        unit: Unit,
+        index: int,
+        muted: str | None,
+        now: float,
+        out: Outcome,
+    ) -> None:
+        incident.steps_taken.append(index)
+        incident.current_step = index
+        incident.repeats = 0
+        incident.last_notified_at = now
+        out.incidents[incident.id] = incident
+        if muted is None:
+            self._send_step(incident, unit, index, "notify", str(index), now, out)
+        else:
+            incident.steps_muted.append(index)
+            out.events.append(Event(now, "notify", incident.id, index, (), f"muted by {muted}"))
+
+    def _send_step(
+        self,
+        incident: Incident,
+        unit: Unit,
+        index: int,
+        kind: str,
+        suffix: str,
+        now: float,
+        out: Outcome,
+    ) -> None:
+        step = unit.ladder[index]
+        channels = tuple(step.notify)
+        for name in channels:
+            if name not in incident.notified:
+                incident.notified.append(name)
+        nkind: NotificationKind = "repeat" if kind == "repeat" else "firing"
+        out.notifications += self._notify(
+            unit, incident, channels, nkind, suffix, now, step.message or ""
+        )
+        out.incidents[incident.id] = incident
+        event_kind: EventKind = "repeat" if kind == "repeat" else "notify"
+        out.events.append(Event(now, event_kind, incident.id, index, channels, step.message or ""))
+
+    def _breaches(self, incident: Incident, unit: Unit, elapsed: float, out: Outcome) -> None:
+        now = incident.started_at + elapsed
+        if unit.rto is not None and not incident.rto_breached and elapsed >= unit.rto:
+            incident.rto_breached = True
+            out.incidents[incident.id] = incident
+            out.events.append(Event(now, "rto_breached", incident.id, incident.current_step))
+        if unit.mtpd is not None and not incident.mtpd_breached and elapsed >= unit.mtpd:
+            incident.mtpd_breached = True
+            out.incidents[incident.id] = incident
+            out.events.append(Event(now, "mtpd_breached", incident.id, incident.current_step))
+
+    def _muted(self, incident: Incident, now: float) -> str | None:
+        return muted_by(
+            incident, self.plan, self.state.silences.values(), self.config.maintenance, now
+        )
+
+    def _notify(
+        self,
+        unit: Unit,
+        incident: Incident,
+        channels: Iterable[str],
+        kind: NotificationKind,
+        suffix: str,
+        now: float,
+        message: str = "",
+    ) -> list[Notification]:
+        key = dedup_key(self.plan.agent, incident, suffix)
+        payload = build_payload(
+            self.plan, unit, incident, self.state.checks, kind, key, now, message
+        )
+        return [Notification(key, name, incident.id, kind, now, payload) for name in channels]
+
+    # -- dependencies --------------------------------------------------------------
+    def _update_impacted(self) -> Outcome:
+        """Attach every unit whose checks are unreachable to the incident of their root cause."""
+        out = Outcome()
+        if not self.state.incidents:
+            return out
+        for track in self.state.checks.values():
+            if track.status != "unreachable":
+                continue
+            for root in self._roots(track.name, set()):
+                for key in self.plan.units_of_check.get(root, ()):
+                    incident = self.open_incident(key)
+                    if incident is None:
+                        continue
+                    for hit in self.plan.units_of_check.get(track.name, ()):
+                        if hit != key and hit not in incident.impacted:
+                            incident.impacted.append(hit)
+                            out.incidents[incident.id] = incident
+        return out
+
+    def _roots(self, name: str, seen: set[str]) -> set[str]:
+        """The failing checks at the bottom of an unreachable check's depends_on chain."""
+        roots: set[str] = set()
+        spec = self.plan.checks.get(name)
+        if spec is None or name in seen:
+            return roots
+        seen.add(name)
+        for dep in spec.depends_on:
+            track = self.state.checks.get(dep)
+            if track is None:
+                continue
+            if track.status == "unreachable":
+                roots |= self._roots(dep, seen)
+            elif track.status in FAILING or track.confirmed:
+                roots.add(dep)
+        return roots
+
+    # -- the drill's clock ------------------------------------------------------------
+    def next_wakeup(self, now: float) -> float | None:
+        """The next moment tick() could change something (the drill jumps there)."""
+        times: list[float] = []
+        for incident in self.state.incidents.values():
+            unit = self.plan.units.get((incident.department, incident.system))
+            if unit is not None:
+                times += _incident_times(incident, unit)
+        if self.state.incidents:
+            times += [s.ends_at for s in self.state.silences.values()]
+            times += [s.starts_at for s in self.state.silences.values()]
+            for window in self.config.maintenance:
+                edge = next_window_edge(window, self.plan.timezone, now)
+                if edge is not None:
+                    times.append(edge)
+        later = [t for t in times if t > now]
+        return min(later) if later else None
+
+
+def _count(
+    track: CheckTrack,
+    status: str,
+    message: str,
+    now: float,
+    failures_needed: int,
+    successes_needed: int,
+) -> None:
+    # Counters saturate at their thresholds, so a steady check causes no writes.
+    track.message = message
+    track.status = status
+    if status in FAILING:
+        track.failures = min(track.failures + 1, failures_needed)
+        track.successes = 0
+        if not track.confirmed and track.failures >= failures_needed:
+            track.confirmed = True
+            track.since = now
+    elif status == "unreachable":
+        # Not this check's fault; it counts afresh once the path is back.
+        track.failures = track.successes = 0
+    else:
+        track.successes = min(track.successes + 1, successes_needed)
+        track.failures = 0
+        if track.confirmed and track.successes >= successes_needed:
+            track.confirmed = False
+            track.since = now
+
+
+def _step_at(unit: Unit, index: int) -> float:
+    try:
+        return unit.step_at(index)
+    except ValueError:  # `after: rto` on a system without an rto: never due
+        return float("inf")
+
+
+def _incident_times(incident: Incident, unit: Unit) -> list[float]:
+    start = incident.started_at
+    times = [
+        start + _step_at(unit, i) for i in range(len(unit.ladder)) if i not in incident.steps_taken
+    ]
+    times += [start + x for x in (unit.rto, unit.mtpd) if x is not None]
+    if incident.acked_at is not None and unit.ack_expires is not None:
+        times.append(incident.acked_at + unit.ack_expires)
+    if unit.repeat is not None and incident.last_notified_at is not None:
+        times.append(incident.last_notified_at + unit.repeat)
+    return [t for t in times if t != float("inf")]

@@ -1,0 +1,126 @@
+"""The continuity plan the engine follows, derived once from the config.
+
+A unit is what an incident is about: a department's system, or one check (or
+peer) in no department, which gets the default ladder.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from urllib.parse import urlsplit
+
+from agent.config import Config, EscalationStep
+from checks.base import CheckConfig
+
+
+@dataclass(frozen=True, slots=True)
+class Unit:
+    department: str | None
+    department_name: str
+    system: str
+    system_name: str
+    checks: tuple[str, ...]
+    ladder: tuple[EscalationStep, ...]
+    rto: float | None = None
+    mtpd: float | None = None
+    fallback: str = ""
+    repeat: float | None = None
+    ack_expires: float | None = None
+
+    @property
+    def key(self) -> tuple[str | None, str]:
+        return (self.department, self.system)
+
+    def step_at(self, index: int) -> float:
+        return self.ladder[index].after.resolve(self.rto, self.mtpd)
+
+
+@dataclass(frozen=True, slots=True)
+class CheckSpec:
+    name: str
+    failures_before_alert: int
+    successes_before_recovery: int
+    labels: dict[str, str] = field(default_factory=dict)
+    depends_on: tuple[str, ...] = ()
+    is_link: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    agent: str
+    language: str
+    timezone: str
+    units: dict[tuple[str | None, str], Unit]
+    checks: dict[str, CheckSpec]
+    units_of_check: dict[str, tuple[tuple[str | None, str], ...]]
+
+
+def peer_check_name(url: str) -> str:
+    """A stable check-like name for a peer agent URL, e.g. peer-srv-app02-9730."""
+    parts = urlsplit(url if "//" in url else f"http://{url}")
+    host = parts.hostname or url
+    raw = f"peer-{host}-{parts.port or 80}"
+    return re.sub(r"[^a-z0-9_.-]", "-", raw.lower())
+
+
+def default_ladder(config: Config) -> tuple[EscalationStep, ...]:
+    if config.agent.default_escalation:
+        return config.agent.default_escalation
+    defaults = tuple(name for name, ch in config.channels.items() if ch.default)
+    if not defaults:
+        return ()
+    return (EscalationStep.model_validate({"after": 0, "notify": defaults}),)
+
+
+def _spec(check: CheckConfig) -> CheckSpec:
+    return CheckSpec(
+        name=check.name,
+        failures_before_alert=check.failures_before_alert,
+        successes_before_recovery=check.successes_before_recovery,
+        labels=dict(check.labels),
+        depends_on=tuple(check.depends_on),
+        is_link=check.type == "link",
+    )
+
+
+def build_plan(config: Config) -> Plan:
+    units: dict[tuple[str | None, str], Unit] = {}
+    by_check: dict[str, list[tuple[str | None, str]]] = {}
+    for dept in config.departments:
+        for system in dept.systems:
+            unit = Unit(
+                department=dept.id,
+                department_name=dept.title,
+                system=system.id,
+                system_name=system.title,
+                checks=tuple(system.checks),
+                ladder=dept.escalation,
+                rto=system.rto,
+                mtpd=system.mtpd,
+                fallback=system.fallback,
+                repeat=dept.repeat,
+                ack_expires=dept.ack_expires,
+            )
+            units[unit.key] = unit
+            for name in system.checks:
+                by_check.setdefault(name, []).append(unit.key)
+    ladder = default_ladder(config)
+    specs = {c.name: _spec(c) for c in config.checks}
+    standalone = [c.name for c in config.checks if c.name not in by_check]
+    for url in config.agent.peers:
+        name = peer_check_name(url)
+        specs[name] = CheckSpec(name, config.agent.defaults.failures_before_alert, 1)
+        standalone.append(name)
+    for name in standalone:
+        unit = Unit(None, "", name, name, (name,), ladder)
+        units[unit.key] = unit
+        by_check.setdefault(name, []).append(unit.key)
+    return Plan(
+        agent=config.agent.name,
+        language=config.agent.language,
+        timezone=config.agent.timezone,
+        units=units,
+        checks=specs,
+        units_of_check={k: tuple(v) for k, v in by_check.items()},
+    )

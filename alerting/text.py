@@ -1,0 +1,98 @@
+"""Notification text for people, in Swedish or English (`agent.language`)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from checks.base import format_duration
+
+_T = {
+    "sv": {
+        "firing": "LARM",
+        "repeat": "PÅMINNELSE",
+        "acknowledged": "KVITTERAT",
+        "resolved": "ÅTGÄRDAT",
+        "down": "{what} är nere sedan {since} ({downtime}).",
+        "up": "{what} fungerar igen efter {downtime}.",
+        "checks": "Kontroller",
+        "impacted": "Påverkas också",
+        "rto_left": "Tid kvar till RTO: {left}.",
+        "rto_over": "RTO ({rto}) är överskriden med {over}.",
+        "mtpd_left": "Tid kvar till MTPD: {left}.",
+        "mtpd_over": "MTPD ({mtpd}) är överskriden med {over}.",
+        "fallback": "Reservrutin",
+        "ack": "Kvittera: vaktpost ack {id}  (eller POST /api/v1/incidents/{id}/ack)",
+        "acked_by": "Kvitterat av {by}.",
+        "agent": "Agent",
+    },
+    "en": {
+        "firing": "ALERT",
+        "repeat": "REMINDER",
+        "acknowledged": "ACKNOWLEDGED",
+        "resolved": "RESOLVED",
+        "down": "{what} has been down since {since} ({downtime}).",
+        "up": "{what} is working again after {downtime}.",
+        "checks": "Checks",
+        "impacted": "Also impacted",
+        "rto_left": "Time left to RTO: {left}.",
+        "rto_over": "RTO ({rto}) exceeded by {over}.",
+        "mtpd_left": "Time left to MTPD: {left}.",
+        "mtpd_over": "MTPD ({mtpd}) exceeded by {over}.",
+        "fallback": "Fallback routine",
+        "ack": "Acknowledge: vaktpost ack {id}  (or POST /api/v1/incidents/{id}/ack)",
+        "acked_by": "Acknowledged by {by}.",
+        "agent": "Agent",
+    },
+}
+
+
+def local_time(ts: float, timezone: str) -> str:
+    return datetime.fromtimestamp(ts, ZoneInfo(timezone)).strftime("%Y-%m-%d %H:%M %Z")
+
+
+def _objective(t: dict[str, str], name: str, total: float | None, down: float) -> str | None:
+    if total is None:
+        return None
+    if down < total:
+        return t[f"{name}_left"].format(left=format_duration(total - down))
+    return t[f"{name}_over"].format(
+        **{name: format_duration(total)}, over=format_duration(down - total)
+    )
+
+
+def render(
+    p: dict[str, Any], kind: str, *, language: str, timezone: str, started_ts: float, what: str
+) -> str:
+    """The `text` of a payload: what is down, since when, who is hit, time left, fallback."""
+    t = _T.get(language, _T["sv"])
+    downtime = format_duration(p["downtime_seconds"])
+    head = f"[{t[kind]}] {what}"
+    if kind == "resolved":
+        return f"{head}\n{t['up'].format(what=what, downtime=downtime)}"
+    since = local_time(started_ts, timezone)
+    lines = [head, t["down"].format(what=what, since=since, downtime=downtime)]
+    if p.get("message"):
+        lines.append(p["message"])
+    checks = ", ".join(f"{c['name']} ({c['status']}: {c['message']})" for c in p["checks"])
+    if checks:
+        lines.append(f"{t['checks']}: {checks}")
+    if p["impacted"]:
+        names = ", ".join(
+            f"{i['department']}/{i['system']}" if i["department"] else i["system"]
+            for i in p["impacted"]
+        )
+        lines.append(f"{t['impacted']}: {names}")
+    for name, key in (("rto", "rto_seconds"), ("mtpd", "mtpd_seconds")):
+        line = _objective(t, name, p[key], p["downtime_seconds"])
+        if line:
+            lines.append(line)
+    if p["fallback"]:
+        lines.append(f"{t['fallback']}: {p['fallback'].strip()}")
+    if kind == "acknowledged" and p.get("acknowledged_by"):
+        lines.append(t["acked_by"].format(by=p["acknowledged_by"]))
+    else:
+        lines.append(t["ack"].format(id=p["incident_id"]))
+    lines.append(f"{t['agent']}: {p['agent']}")
+    return "\n".join(lines)

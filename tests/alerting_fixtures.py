@@ -1,0 +1,227 @@
+"""Helpers for the alerting tests (not a conftest: import what you need)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+
+from agent.config import Config
+from agent.configload import load_config_text
+from alerting.engine import IncidentEngine
+from alerting.model import Event, Notification, Outcome
+
+ROOT = Path(__file__).resolve().parent.parent
+CI = os.environ.get("CI", "").lower() == "true"
+
+BASE_YAML = """
+agent:
+  name: test-agent
+  language: en
+  timezone: Europe/Stockholm
+  state_dir: {state_dir}
+channels:
+  oncall: {{type: log, default: true}}
+  manager: {{type: log}}
+  crisis: {{type: log}}
+  top: {{type: log}}
+checks:
+  - {{name: web, type: tcp, host: 127.0.0.1, port: 1, failures_before_alert: 2}}
+  - {{name: db, type: tcp, host: 127.0.0.1, port: 1, failures_before_alert: 2,
+      successes_before_recovery: 2, labels: {{owner: dba}}}}
+  - {{name: lonely, type: tcp, host: 127.0.0.1, port: 1}}
+departments:
+  - id: social
+    name: Socialtjänsten
+    systems:
+      - id: case
+        name: Treserva
+        checks: [web, db]
+        rto: 2h
+        mtpd: 8h
+        fallback: Paper forms in binder B.
+    escalation:
+      - {{after: 0m, notify: [oncall]}}
+      - {{after: 30m, notify: [manager]}}
+      - {{after: 50% rto, notify: [manager]}}
+      - {{after: rto, notify: [crisis], message: "RTO breached: start the fallback routine"}}
+      - {{after: mtpd, notify: [top]}}
+{extra}
+"""
+
+
+def config_from(yaml_text: str) -> Config:
+    return load_config_text(yaml_text, "test.yaml")
+
+
+def base_config(extra: str = "", state_dir: str = "/tmp/vaktpost-test-unused") -> Config:
+    return config_from(BASE_YAML.format(state_dir=state_dir, extra=extra))
+
+
+class Timeline:
+    """Drives an engine on a simulated clock and keeps everything it emitted."""
+
+    def __init__(self, engine: IncidentEngine, start: float) -> None:
+        self.engine = engine
+        self.start = start
+        self.now = start
+        self.events: list[Event] = []
+        self.notifications: list[Notification] = []
+
+    def take(self, out: Outcome) -> Outcome:
+        self.events += out.events
+        self.notifications += out.notifications
+        return out
+
+    def result(self, check: str, status: str, times: int = 1) -> None:
+        for _ in range(times):
+            self.take(self.engine.observe(check, status, f"{check} is {status}", self.now))
+
+    def advance_to(self, seconds: float) -> None:
+        """Tick at every moment the engine asks for, up to start + seconds."""
+        end = self.start + seconds
+        while True:
+            nxt = self.engine.next_wakeup(self.now)
+            if nxt is None or nxt > end:
+                break
+            self.now = nxt
+            self.take(self.engine.tick(self.now))
+        self.now = end
+        self.take(self.engine.tick(self.now))
+
+    def sent(self, kind: str | None = None) -> list[tuple[float, str, str]]:
+        """(seconds since start, channel, dedup-key suffix after the incident id)."""
+        return [
+            (round(n.created_at - self.start, 3), n.channel, n.dedup_key.split("/", 4)[4])
+            for n in self.notifications
+            if kind is None or n.kind == kind
+        ]
+
+    def kinds(self) -> list[tuple[float, str, int | None]]:
+        return [(round(e.at - self.start, 3), e.kind, e.step) for e in self.events]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_for(predicate: Callable[[], Any], timeout: float, what: str, every: float = 0.05) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(every)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+async def async_wait_for(
+    predicate: Callable[[], Any], timeout: float, what: str, every: float = 0.05
+) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        await asyncio.sleep(every)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+class Receiver:
+    """An aiohttp webhook receiver on a free loopback port that records every delivery."""
+
+    def __init__(self) -> None:
+        self.received: list[dict[str, Any]] = []
+        self.headers: list[dict[str, str]] = []
+        self.bodies: list[bytes] = []
+        self.status = 200
+        self.port = 0
+        self._runner: web.AppRunner | None = None
+
+    async def _handle(self, request: web.Request) -> web.Response:
+        body = await request.read()
+        if self.status >= 300:
+            return web.Response(status=self.status, text="nope")
+        self.bodies.append(body)
+        self.headers.append(dict(request.headers))
+        self.received.append(await request.json())
+        return web.Response(text="ok")
+
+    async def start(self, port: int = 0) -> None:
+        app = web.Application()
+        app.router.add_post("/{tail:.*}", self._handle)
+        self._runner = web.AppRunner(app, access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", port or self.port)
+        await site.start()
+        server = site._server
+        assert server is not None
+        self.port = server.sockets[0].getsockname()[1]  # type: ignore[attr-defined]
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/hook"
+
+    def keys(self) -> list[str]:
+        return [r["dedup_key"] for r in self.received]
+
+
+class TcpTarget:
+    """A loopback port a tcp check can reach while open() and not after close()."""
+
+    def __init__(self) -> None:
+        self.port = free_port()
+        self._sock: socket.socket | None = None
+
+    def open(self) -> None:
+        sock = socket.socket()
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(("127.0.0.1", self.port))
+        sock.listen(64)
+        self._sock = sock
+
+    def close(self) -> None:
+        if self._sock is not None:
+            self._sock.close()
+            self._sock = None
+
+
+def vaktpost_cmd(*args: str) -> list[str]:
+    return [sys.executable, "-m", "agent.cli", *args]
+
+
+@contextlib.contextmanager
+def daemon(cfg: Path, log: Path) -> Iterator[subprocess.Popen[bytes]]:
+    with log.open("ab") as out:
+        proc = subprocess.Popen(
+            vaktpost_cmd("run", "-c", str(cfg), "--log-level", "debug"),
+            stdout=out,
+            stderr=out,
+            cwd=ROOT,
+        )
+    try:
+        yield proc
+    finally:
+        if proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(timeout=8)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
