@@ -109,7 +109,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.set_defaults(handler=cmd_run)
 
     validate = sub.add_parser("validate", help="validate a config file")
-    validate.add_argument("-c", "--config", required=True)
+    validate.add_argument("-c", "--config", help="config file (default: the embedded default)")
     validate.set_defaults(handler=cmd_validate)
 
     check = sub.add_parser("check", help="run checks once and print the results")

@@ -116,14 +116,24 @@ class Runtime:
             self._inflight.discard(task)
 
     async def run_once(self, names: list[str] | None = None) -> None:
-        """Run the selected (default: all) checks once, dependencies first."""
+        """Run the selected (default: all) checks once, after the checks they depend on."""
         order = dependency_order([c.config for c in self.checks.values()])
-        selected = set(names) if names else None
+        selected = self._with_dependencies(names) if names else None
         for level in order:
             batch = [n for n in level if selected is None or n in selected]
             results = await asyncio.gather(*(self.runner.run(self.checks[n]) for n in batch))
             for n, r in zip(batch, results, strict=True):
                 self.book.record(n, r)
+
+    def _with_dependencies(self, names: list[str]) -> set[str]:
+        wanted, todo = set(), list(names)
+        while todo:
+            name = todo.pop()
+            if name in wanted or name not in self.checks:
+                continue
+            wanted.add(name)
+            todo.extend(self.checks[name].config.depends_on)
+        return wanted
 
 
 def dependency_order(configs: list[CheckConfig]) -> list[list[str]]:

@@ -31,6 +31,9 @@ def json_error(status: int, message: str) -> web.Response:
 async def errors_as_json(
     request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
 ) -> web.StreamResponse:
+    # Checked up front: handlers that ignore the body must not accept a huge one either.
+    if request.content_length is not None and request.content_length > MAX_BODY:
+        return json_error(413, f"request body over {MAX_BODY} bytes")
     try:
         return await handler(request)
     except web.HTTPRequestEntityTooLarge:

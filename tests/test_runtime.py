@@ -1,0 +1,167 @@
+"""Runner and runtime: timeouts, exceptions, severity, dependencies, scheduling."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from agent.configload import load_config_text
+from agent.results import ResultBook
+from agent.runner import Runner
+from agent.runtime import Runtime, dependency_order, start_offset
+from checks.base import CheckConfig, CheckContext, CheckResult, Status, critical, ok
+
+
+class ScriptedCheck:
+    """A probe whose behaviour the test chooses: this tests the runner, not a probe."""
+
+    def __init__(self, name: str, behaviour: str, **kw: object) -> None:
+        self.config = CheckConfig.model_validate({"name": name, "type": "scripted", **kw})
+        self.behaviour = behaviour
+        self.active = 0
+        self.peak = 0
+
+    async def run(self) -> CheckResult:
+        self.active += 1
+        self.peak = max(self.peak, self.active)
+        try:
+            if self.behaviour == "raise":
+                raise RuntimeError("socket exploded")
+            if self.behaviour == "hang":
+                await asyncio.Event().wait()
+            if self.behaviour == "slow":
+                await asyncio.sleep(0.05)
+            return critical("down") if self.behaviour == "fail" else ok("fine")
+        finally:
+            self.active -= 1
+
+
+async def test_exception_becomes_unknown_with_text() -> None:
+    result = await Runner(ResultBook(), 1).run(ScriptedCheck("a", "raise"))
+    assert result.status is Status.UNKNOWN
+    assert result.message == "check raised RuntimeError: socket exploded"
+
+
+async def test_timeout_becomes_critical_on_time() -> None:
+    loop = asyncio.get_running_loop()
+    start = loop.time()
+    result = await Runner(ResultBook(), 1).run(ScriptedCheck("a", "hang", timeout=0.2))
+    assert result.status is Status.CRITICAL
+    assert result.message == "timed out after 200ms"
+    assert 0.2 <= loop.time() - start < 0.3
+    assert 0.2 <= result.duration_seconds < 0.3
+
+
+async def test_severity_warning_downgrades_failures() -> None:
+    result = await Runner(ResultBook(), 1).run(ScriptedCheck("a", "fail", severity="warning"))
+    assert result.status is Status.WARNING
+
+
+async def test_failing_dependent_is_unreachable_and_passing_one_ok() -> None:
+    book = ResultBook()
+    switch = ScriptedCheck("switch", "fail")
+    app = ScriptedCheck("app", "fail", depends_on=["switch"])
+    healthy = ScriptedCheck("healthy", "ok", depends_on=["switch"])
+    book.configure((switch.config, app.config, healthy.config))
+    runner = Runner(book, 4)
+    book.record("switch", await runner.run(switch))
+    app_result = await runner.run(app)
+    assert app_result.status is Status.UNREACHABLE
+    assert app_result.message == "unreachable: depends on switch which is critical; down"
+    assert (await runner.run(healthy)).status is Status.OK
+    book.record("switch", ok("back"))
+    assert (await runner.run(app)).status is Status.CRITICAL
+
+
+async def test_max_concurrency_is_respected() -> None:
+    check = ScriptedCheck("a", "slow")
+    runner = Runner(ResultBook(), 3)
+    await asyncio.gather(*(runner.run(check) for _ in range(12)))
+    assert check.peak == 3
+
+
+def test_consecutive_counts() -> None:
+    book = ResultBook()
+    config = CheckConfig.model_validate({"name": "a", "type": "x", "failures_before_alert": 2})
+    book.configure((config,))
+    state = book.states["a"]
+    book.record("a", critical("1"))
+    assert (state.consecutive_failures, state.confirmed_failing) == (1, False)
+    book.record("a", CheckResult(Status.UNKNOWN, "2"))
+    assert (state.consecutive_failures, state.confirmed_failing) == (2, True)
+    book.record("a", CheckResult(Status.UNREACHABLE, "3"))
+    assert (state.consecutive_failures, state.consecutive_successes) == (0, 0)
+    book.record("a", ok("4"))
+    book.record("a", CheckResult(Status.WARNING, "5"))
+    assert (state.consecutive_failures, state.consecutive_successes) == (0, 2)
+    assert state.runs == {
+        Status.CRITICAL: 1,
+        Status.UNKNOWN: 1,
+        Status.UNREACHABLE: 1,
+        Status.OK: 1,
+        Status.WARNING: 1,
+    }
+
+
+def test_start_offsets_spread_over_the_interval() -> None:
+    buckets = Counter(int(start_offset(f"check-{i}", 60.0) // 6) for i in range(10_000))
+    assert set(buckets) == set(range(10))
+    assert max(buckets.values()) < 1_150  # ~1,000 each: no stampede
+    assert start_offset("same", 60.0) == start_offset("same", 60.0)
+
+
+def test_dependency_order_levels() -> None:
+    configs = [
+        CheckConfig.model_validate({"name": n, "type": "x", "depends_on": d})
+        for n, d in [("app", ["db", "switch"]), ("db", ["switch"]), ("switch", []), ("mem", [])]
+    ]
+    assert dependency_order(configs) == [["mem", "switch"], ["db"], ["app"]]
+
+
+async def test_runtime_schedules_and_reload_keeps_history(tmp_path: Path) -> None:
+    text = "checks:\n  - {name: mem, type: memory, interval: 100ms}\n"
+    config = load_config_text(text, "t.yaml", env={})
+    book = ResultBook()
+    lags: list[float] = []
+    runtime = Runtime(book, CheckContext(tmp_path, "t"), 10, lags.append)
+    runtime.apply(config.checks)
+    runtime.start()
+    try:
+        await wait_for(lambda: sum(book.states["mem"].runs.values()) >= 3)
+        assert all(0 <= lag < 0.05 for lag in lags)
+        more = load_config_text(text + "  - {name: load, type: load, interval: 100ms}\n", "t", {})
+        runs_before = sum(book.states["mem"].runs.values())
+        runtime.apply(more.checks)
+        assert sum(book.states["mem"].runs.values()) >= runs_before  # history kept
+        await wait_for(lambda: book.states["load"].result is not None)
+        runtime.apply(load_config_text("checks: []\n", "t", {}).checks)
+        assert book.states == {}
+        assert runtime._scheduler.get_jobs() == []
+    finally:
+        await runtime.stop(grace=1)
+
+
+async def wait_for(predicate: object, timeout: float = 5.0) -> None:
+    assert callable(predicate)
+    async with asyncio.timeout(timeout):
+        while not predicate():
+            await asyncio.sleep(0.01)
+
+
+@pytest.mark.parametrize("names", [None, ["mem"]])
+async def test_run_once_runs_dependencies_first(tmp_path: Path, names: list[str] | None) -> None:
+    text = (
+        "checks:\n  - {name: up, type: link, targets: ['tcp://127.0.0.1:1']}\n"
+        "  - {name: mem, type: memory, depends_on: [up]}\n"
+    )
+    config = load_config_text(text, "t.yaml", env={})
+    book = ResultBook()
+    runtime = Runtime(book, CheckContext(tmp_path, "t"), 10)
+    runtime.apply(config.checks)
+    await runtime.run_once(names)
+    assert book.states["mem"].result is not None
+    assert book.states["up"].result is not None  # a dependency runs first, even if not named
+    assert book.states["mem"].result.status is Status.OK  # a passing dependent stays ok
