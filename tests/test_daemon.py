@@ -21,12 +21,13 @@ from tests.conftest import ROOT, VAKTPOST, free_port, wait_until
 
 
 class Daemon:
-    def __init__(self, config: Path, port: int) -> None:
+    def __init__(self, config: Path, port: int, env: dict[str, str] | None = None) -> None:
         self.config, self.port = config, port
         self.log = config.with_suffix(".log")
         self.proc = subprocess.Popen(
             [*VAKTPOST, "run", "-c", str(config)],
             cwd=ROOT,
+            env={**os.environ, **(env or {})},
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             stderr=self.log.open("wb"),
@@ -240,3 +241,26 @@ def test_embedded_default_config_validates() -> None:
     )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.startswith("<default>: ok (5 checks")
+
+
+def test_systemd_notify_ready_and_watchdog(tmp_path: Path) -> None:
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as notify:
+        notify.bind(str(tmp_path / "notify.sock"))
+        notify.settimeout(10)
+        port = free_port()
+        config = tmp_path / "c.yaml"
+        config.write_text(f"agent: {{listen: 127.0.0.1:{port}, state_dir: {tmp_path}/s}}\n")
+        env = {"NOTIFY_SOCKET": str(tmp_path / "notify.sock"), "WATCHDOG_USEC": "200000"}
+        d = Daemon(config, port, env)
+        try:
+            assert notify.recv(64) == b"READY=1"
+            assert notify.recv(64) == b"WATCHDOG=1"
+            d.proc.send_signal(signal.SIGTERM)
+            messages = []
+            while b"STOPPING=1" not in messages:
+                messages.append(notify.recv(64))
+            assert d.proc.wait(timeout=5) == 0
+        finally:
+            if d.proc.poll() is None:
+                d.proc.kill()
+                d.proc.wait()
