@@ -9,6 +9,9 @@ def _load() -> dict[str, CheckType]:
     from checks import command, disk, link, load, memory, process, tcp
 
     modules = [disk, memory, load, process, tcp, command, link]
+    from checks import http  # network probes (issue 3)
+
+    modules += [http]
     types = {m.TYPE.name: m.TYPE for m in modules}
     assert len(types) == len(modules), "two check modules claim the same type"
     return types
