@@ -1,11 +1,13 @@
-"""tcp: connect, optionally send a string and expect a regex in the reply."""
+"""tcp: connect, optionally over TLS, optionally send a string and expect a regex in the reply."""
 
 from __future__ import annotations
 
 import asyncio
 import re
+import ssl
 import time
-from typing import Annotated, Literal
+from collections.abc import Mapping
+from typing import Annotated, ClassVar, Literal
 
 from pydantic import Field, field_validator
 
@@ -14,9 +16,20 @@ from checks.base import (
     CheckContext,
     CheckResult,
     CheckType,
+    Status,
     critical,
     ok,
     os_error_text,
+    unknown,
+)
+from checks.tls import (
+    HandshakeLog,
+    OptionalTls,
+    TlsSetupError,
+    build_context,
+    chain_facts,
+    expiry_verdict,
+    explain_failure,
 )
 
 READ_CAP = 64 * 1024
@@ -33,6 +46,13 @@ class TcpConfig(CheckConfig):
     port: Annotated[int, Field(ge=1, le=65535)]
     send: str | None = None
     expect: str | None = None
+    # `true`, or the options of the http check's `tls:` (verify, ca_file, warn_days ...).
+    tls: OptionalTls = None
+
+    metric_facts: ClassVar[Mapping[str, str]] = {
+        "tls_not_after": "tls_cert_not_after_timestamp_seconds",
+        "tls_earliest_not_after": "tls_chain_earliest_not_after_timestamp_seconds",
+    }
 
     @field_validator("expect")
     @classmethod
@@ -50,13 +70,48 @@ class TcpCheck:
         self.config = config
         self._expect = re.compile(config.expect.encode()) if config.expect else None
         self._send = unescape(config.send).encode() if config.send else None
+        self._clock = ctx.clock
+        self._handshakes = HandshakeLog()
+        self._ssl: ssl.SSLContext | None = None
 
     async def run(self) -> CheckResult:
+        result = await self._exchange()
+        tls = self.config.tls
+        last = self._handshakes.last
+        if tls is None or last is None:
+            return result
+        facts = {**result.facts, **chain_facts(last.chain)}
+        facts["tls_seconds"] = last.seconds or 0.0
+        if "connect_seconds" in facts:  # the TCP part only, like the http check
+            facts["connect_seconds"] = max(facts["connect_seconds"] - facts["tls_seconds"], 0.0)
+        if result.status is Status.OK:
+            result = expiry_verdict(last.chain, tls, self._clock(), result.message)
+        return CheckResult(result.status, result.message, facts)
+
+    async def _connect(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        cfg = self.config
+        if cfg.tls is None:
+            return await asyncio.open_connection(cfg.host, cfg.port)
+        if self._ssl is None:
+            self._ssl = build_context(cfg.tls, self._handshakes)
+        self._handshakes.clear()
+        return await asyncio.open_connection(
+            cfg.host, cfg.port, ssl=self._ssl, server_hostname=cfg.tls.server_name or cfg.host
+        )
+
+    async def _exchange(self) -> CheckResult:
         cfg = self.config
         target = f"{cfg.host}:{cfg.port}"
         start = time.perf_counter()
         try:
-            reader, writer = await asyncio.open_connection(cfg.host, cfg.port)
+            reader, writer = await self._connect()
+        except TlsSetupError as exc:
+            return unknown(str(exc))
+        except ssl.SSLError as exc:  # before OSError: SSLError is one
+            last = self._handshakes.last
+            chain = last.chain if last is not None else ()
+            host = (cfg.tls.server_name if cfg.tls else None) or cfg.host
+            return critical(f"{target}: {explain_failure(exc, chain, host, self._clock())}")
         except OSError as exc:
             return critical(f"connect to {target} failed: {os_error_text(exc)}")
         connect = time.perf_counter() - start
