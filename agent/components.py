@@ -28,4 +28,6 @@ class Component(Protocol):
 
 def build_components(agent: Agent) -> list[Component]:
     """The one place that lists components, in start order (stopped in reverse)."""
-    return []
+    from agent.alerting_component import AlertingComponent
+
+    return [AlertingComponent(agent)]

@@ -8,6 +8,7 @@ one transaction before it sends any of its notifications.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
 
 from agent.config import Config
 from alerting.model import (
@@ -57,6 +58,14 @@ class IncidentEngine:
         return any(
             (t := self.state.checks.get(name)) is not None and t.confirmed for name in unit.checks
         )
+
+    def current_payload(self, incident: Incident, now: float) -> dict[str, Any] | None:
+        """The payload of the current step, as of now (Alertmanager re-posts it)."""
+        unit = self.plan.units.get((incident.department, incident.system))
+        if unit is None or incident.current_step is None:
+            return None
+        key = dedup_key(self.plan.agent, incident, str(incident.current_step))
+        return build_payload(self.plan, unit, incident, self.state.checks, "repeat", key, now)
 
     # -- inputs ------------------------------------------------------------------
     def observe(self, check: str, status: str, message: str, now: float) -> Outcome:

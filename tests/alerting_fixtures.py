@@ -178,7 +178,7 @@ class Receiver:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}/hook"
 
-    def keys(self) -> list[str]:
+    def dedup_keys(self) -> list[str]:
         return [r["dedup_key"] for r in self.received]
 
 

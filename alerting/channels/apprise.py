@@ -1,14 +1,78 @@
-"""apprise: e-mail, SMS services, Teams, Slack, ntfy, Matrix ... through apprise URLs."""
+"""apprise: e-mail, SMS services, Teams, Slack, ntfy, Matrix ... through apprise URLs.
+
+Apprise reports only success or failure; the HTTP status, where its plugin
+logged one (`error=NNN`), classifies the failure like every other channel.
+Apprise URLs hold passwords and tokens: error texts name the service only.
+"""
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+import logging
+import re
+from typing import Annotated, Any, Literal
 
+import apprise
 from pydantic import Field
 
 from alerting.channels.base import ChannelConfig
+from alerting.channels.interface import (
+    DeliveryError,
+    PermanentError,
+    RetryableError,
+    classify_status,
+)
+
+_STATUS = re.compile(r"error=(\d{3})")
+# Apprise logs plugin details (addresses, sometimes URLs) on its own logger: keep it quiet.
+logging.getLogger("apprise").setLevel(logging.CRITICAL)
 
 
 class AppriseConfig(ChannelConfig):
     type: Literal["apprise"]
     urls: Annotated[tuple[str, ...], Field(min_length=1)]
+
+
+class AppriseChannel:
+    def __init__(self, name: str, config: AppriseConfig) -> None:
+        self.name = name
+        self.config = config
+
+    def _build(self) -> apprise.Apprise:
+        notifier = apprise.Apprise()
+        for index, url in enumerate(self.config.urls):
+            if not notifier.add(url):
+                raise PermanentError(f"apprise URL #{index + 1} is not valid")
+        return notifier
+
+    async def send(self, payload: dict[str, Any]) -> None:
+        notifier = self._build()
+        text = payload.get("text") or ""
+        title, _, body = text.partition("\n")
+        statuses: list[int] = []
+
+        def capture(entry: Any, service: Any) -> None:
+            match = _STATUS.search(str(getattr(entry, "message", "")))
+            if match:
+                statuses.append(int(match.group(1)))
+
+        result = await notifier.async_notify(
+            body=body or title,
+            title=title,
+            timeout=self.config.timeout,
+            log_callback=capture,
+            log_level=logging.INFO,
+        )
+        if bool(result):
+            return
+        services = ", ".join(sorted({str(s.service_name or "apprise") for s in notifier}))
+        raise self._classify(services, statuses)
+
+    def _classify(self, services: str, statuses: list[int]) -> DeliveryError:
+        errors = [e for s in statuses if (e := classify_status(s, services)) is not None]
+        if errors and not any(e.retryable for e in errors):
+            return PermanentError(f"{services}: HTTP {statuses[0]}")
+        suffix = f": HTTP {statuses[0]}" if statuses else ": delivery failed"
+        return RetryableError(f"{services}{suffix}")
+
+    async def close(self) -> None:
+        return None

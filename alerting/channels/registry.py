@@ -1,18 +1,21 @@
-"""The one place that lists channel types. The config union is built from it."""
+"""The one place that lists channel types: config model and sender, per YAML `type:`."""
 
 from __future__ import annotations
 
 import typing
+from collections.abc import Callable
+from typing import Any
 
 from alerting.channels import alertmanager, apprise, command, log, webhook
 from alerting.channels.base import ChannelConfig
+from alerting.channels.interface import Channel
 
-_CONFIGS: list[type[ChannelConfig]] = [
-    apprise.AppriseConfig,
-    webhook.WebhookConfig,
-    command.CommandChannelConfig,
-    alertmanager.AlertmanagerConfig,
-    log.LogConfig,
+_TYPES: list[tuple[type[ChannelConfig], Callable[[str, Any], Channel]]] = [
+    (apprise.AppriseConfig, apprise.AppriseChannel),
+    (webhook.WebhookConfig, webhook.WebhookChannel),
+    (command.CommandChannelConfig, command.CommandChannel),
+    (alertmanager.AlertmanagerConfig, alertmanager.AlertmanagerChannel),
+    (log.LogConfig, log.LogChannel),
 ]
 
 
@@ -21,4 +24,9 @@ def _type_name(model: type[ChannelConfig]) -> str:
     return str(literal)
 
 
-CHANNEL_CONFIGS: dict[str, type[ChannelConfig]] = {_type_name(m): m for m in _CONFIGS}
+CHANNEL_CONFIGS: dict[str, type[ChannelConfig]] = {_type_name(m): m for m, _ in _TYPES}
+_SENDERS: dict[str, Callable[[str, Any], Channel]] = {_type_name(m): s for m, s in _TYPES}
+
+
+def build_channel(name: str, config: ChannelConfig) -> Channel:
+    return _SENDERS[config.type](name, config)

@@ -1,0 +1,177 @@
+"""The outbox worker: delivers committed notifications at least once.
+
+One lane per channel takes its pending rows strictly in order (head-of-line:
+while the oldest row waits for a retry, younger ones wait too, so a receiver
+that comes back gets everything in the order it was queued), sends up to
+`concurrency` at a time, and records every outcome before it takes more.
+Retries back off exponentially with jitter. A `requires_internet` channel hands
+its rows to its `fallback` channels while the uplink is down, and also after
+repeated or permanent failures.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from alerting.channels.base import ChannelConfig
+from alerting.channels.interface import Channel, DeliveryError, RetryableError
+from alerting.incident_store import IncidentStore, OutboxRow, OutboxUpdate
+
+log = logging.getLogger("vaktpost.outbox")
+
+
+@dataclass(frozen=True)
+class Backoff:
+    base: float = 1.0
+    cap: float = 300.0
+    jitter: float = 0.2  # +-20 %
+    fallback_after: int = 3  # failed attempts before the fallbacks are used too
+    give_up_after: float = 86400.0  # seconds since queued
+
+    def delay(self, attempts: int) -> float:
+        raw = min(self.cap, self.base * 2 ** max(0, attempts - 1))
+        return float(raw * random.uniform(1 - self.jitter, 1 + self.jitter))
+
+
+class Outbox:
+    def __init__(
+        self,
+        store: IncidentStore,
+        channels: dict[str, Channel],
+        configs: dict[str, ChannelConfig],
+        uplink_down: Callable[[], bool],
+        backoff: Backoff | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.store = store
+        self.channels = channels
+        self.configs = configs
+        self.uplink_down = uplink_down
+        self.backoff = backoff or Backoff()
+        self.clock = clock
+        self.outcomes: Counter[tuple[str, str]] = Counter()  # (channel, outcome) -> count
+        self.pending: dict[str, int] = {}
+        self._wake: dict[str, asyncio.Event] = {}
+        self._tasks: dict[str, asyncio.Task[None]] = {}
+
+    def start(self) -> None:
+        for name in self.channels:
+            self._wake[name] = asyncio.Event()
+            self._wake[name].set()
+            self._tasks[name] = asyncio.create_task(self._lane(name), name=f"outbox-{name}")
+
+    async def stop(self) -> None:
+        for task in self._tasks.values():
+            task.cancel()
+        await asyncio.gather(*self._tasks.values(), return_exceptions=True)
+        self._tasks.clear()
+
+    def wake(self, channel: str | None = None) -> None:
+        for name, event in self._wake.items():
+            if channel is None or name == channel:
+                event.set()
+
+    async def refresh_pending(self) -> None:
+        counts = await self.store.pending_counts()
+        self.pending = {name: counts.get(name, 0) for name in {*self.channels, *counts}}
+
+    # -- one lane per channel --------------------------------------------------------------
+    async def _lane(self, name: str) -> None:
+        while True:
+            try:
+                wait = await self._lane_once(name)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("outbox lane failed; retrying", extra={"channel": name})
+                wait = 1.0
+            event = self._wake[name]
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(event.wait(), timeout=wait)
+            event.clear()
+
+    async def _lane_once(self, name: str) -> float:
+        """Send one batch; return how long to sleep unless woken."""
+        config = self.configs[name]
+        rows = await self.store.head(name, config.concurrency)
+        if not rows:
+            return 30.0
+        now = self.clock()
+        if config.requires_internet and config.fallback and self.uplink_down():
+            await self._hand_over(name, config, rows, now)
+            return 0.0
+        due = []
+        for row in rows:  # only a due prefix: order is kept
+            if row.next_attempt_at > now:
+                break
+            due.append(row)
+        if not due:
+            return max(0.05, rows[0].next_attempt_at - now)
+        channel = self.channels[name]
+        errors = await asyncio.gather(*(self._send(channel, row) for row in due))
+        updates = [
+            self._outcome(name, config, row, err) for row, err in zip(due, errors, strict=True)
+        ]
+        await self.store.record(updates)
+        for update in updates:
+            for target in update.fallbacks:
+                self.wake(target)
+        return 0.0
+
+    async def _send(self, channel: Channel, row: OutboxRow) -> DeliveryError | None:
+        try:
+            await channel.send(row.payload)
+        except DeliveryError as exc:
+            return exc
+        except Exception as exc:  # a channel bug must not stop the lane
+            return RetryableError(f"{type(exc).__name__} in channel")
+        return None
+
+    def _outcome(
+        self, name: str, config: ChannelConfig, row: OutboxRow, error: DeliveryError | None
+    ) -> OutboxUpdate:
+        now = self.clock()
+        attempts = row.attempts + 1
+        if error is None:
+            self.outcomes[(name, "delivered")] += 1
+            log.info("delivered", extra={"channel": name, "dedup_key": row.dedup_key})
+            return OutboxUpdate(row, "delivered", attempts, now, done_at=now)
+        give_up = not error.retryable or now - row.created_at >= self.backoff.give_up_after
+        fallbacks = config.fallback if give_up or attempts >= self.backoff.fallback_after else ()
+        extra = {
+            "channel": name,
+            "dedup_key": row.dedup_key,
+            "error": str(error),
+            "attempts": attempts,
+        }
+        if give_up:
+            self.outcomes[(name, "failed")] += 1
+            log.error("delivery failed for good", extra=extra)
+            return OutboxUpdate(row, "failed", attempts, now, str(error), now, fallbacks)
+        self.outcomes[(name, "retry")] += 1
+        log.warning("delivery failed; will retry", extra=extra)
+        next_at = now + self.backoff.delay(attempts)
+        return OutboxUpdate(row, "pending", attempts, next_at, str(error), None, fallbacks)
+
+    async def _hand_over(
+        self, name: str, config: ChannelConfig, rows: list[OutboxRow], now: float
+    ) -> None:
+        updates = [
+            OutboxUpdate(row, "skipped", row.attempts, now, "uplink down", now, config.fallback)
+            for row in rows
+        ]
+        await self.store.record(updates)
+        self.outcomes[(name, "skipped")] += len(rows)
+        log.warning(
+            "uplink down: handed to fallback channels",
+            extra={"channel": name, "fallback": ",".join(config.fallback), "count": len(rows)},
+        )
+        for target in config.fallback:
+            self.wake(target)

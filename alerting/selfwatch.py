@@ -1,0 +1,67 @@
+"""Self-watch: ping a dead man's switch, and poll peer agents' /healthz.
+
+A silent peer becomes a check-like result for the engine (name from
+`peer_check_name`), so it gets an incident with the default ladder.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+
+import aiohttp
+
+from alerting.channels.interface import safe_url
+from alerting.plan import peer_check_name
+
+log = logging.getLogger("vaktpost.selfwatch")
+Observe = Callable[[str, str, str, float], None]
+
+
+async def heartbeat_forever(url: str, interval: float, probe_timeout: float) -> None:
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=probe_timeout)) as session:
+        while True:
+            try:
+                async with session.get(url) as response:
+                    await response.read()
+                    if response.status >= 400:
+                        log.warning(
+                            "heartbeat rejected",
+                            extra={"url": safe_url(url), "status": response.status},
+                        )
+            except (aiohttp.ClientError, OSError, TimeoutError) as exc:
+                log.warning(
+                    "heartbeat failed", extra={"url": safe_url(url), "error": type(exc).__name__}
+                )
+            await asyncio.sleep(interval)
+
+
+async def probe_peer(session: aiohttp.ClientSession, url: str) -> str | None:
+    """None when the peer answers /healthz with 2xx, else why not."""
+    try:
+        async with session.get(url.rstrip("/") + "/healthz") as response:
+            await response.read()
+            return None if response.status < 300 else f"/healthz answered {response.status}"
+    except (aiohttp.ClientError, OSError, TimeoutError) as exc:
+        return f"no answer ({type(exc).__name__})"
+
+
+async def peers_forever(
+    peers: tuple[str, ...],
+    interval: float,
+    probe_timeout: float,
+    up: dict[str, bool],
+    observe: Observe,
+) -> None:
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=probe_timeout)) as session:
+        while True:
+            problems = await asyncio.gather(*(probe_peer(session, url) for url in peers))
+            now = time.time()
+            for url, problem in zip(peers, problems, strict=True):
+                up[url] = problem is None
+                status = "ok" if problem is None else "critical"
+                message = f"peer {safe_url(url)} " + (problem or "is up")
+                observe(peer_check_name(url), status, message, now)
+            await asyncio.sleep(interval)

@@ -1,0 +1,223 @@
+"""The running side of alerting: engine + store + outbox + clocks, without HTTP.
+
+Results and clock ticks go into the engine; each outcome is queued and a
+single committer persists the queue in one transaction, then wakes the
+outbox. Nothing is sent that is not committed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+from agent.config import Config
+from alerting.channels.alertmanager import AlertmanagerConfig
+from alerting.channels.interface import Channel, DeliveryError
+from alerting.channels.registry import build_channel
+from alerting.engine import IncidentEngine
+from alerting.incident_store import IncidentStore
+from alerting.model import Incident, Outcome, Silence
+from alerting.outbox import Backoff, Outbox
+from alerting.selfwatch import heartbeat_forever, peers_forever
+from alerting.store import Store
+
+log = logging.getLogger("vaktpost.alerting")
+TICK = 0.25  # seconds between escalation clock ticks
+
+
+class AlertingService:
+    def __init__(
+        self,
+        config: Config,
+        store: Store,
+        backoff: Backoff | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.config = config
+        self.store = IncidentStore(store)
+        self.backoff = backoff
+        self.clock = clock
+        self.engine: IncidentEngine | None = None
+        self.outbox: Outbox | None = None
+        self.channels: dict[str, Channel] = {}
+        self.peer_up: dict[str, bool] = {}
+        self._pending = Outcome()
+        self._dirty = asyncio.Event()
+        self._commit_lock = asyncio.Lock()
+        self._tasks: list[asyncio.Task[None]] = []
+        self._reposted: dict[tuple[int, str], float] = {}
+
+    # -- lifecycle --------------------------------------------------------------------
+    async def start(self) -> None:
+        state = await asyncio.to_thread(self.store.load_state_sync)
+        self.engine = IncidentEngine(self.config, state)
+        self._start_outbox()
+        self._spawn(self._tick_forever())
+        self._spawn(self._commit_forever())
+        self._spawn(self._refresh_pending_forever())
+        self._spawn(self._repost_forever())
+        self._start_selfwatch()
+        log.info("alerting started", extra={"open_incidents": len(state.incidents)})
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks.clear()
+        await self.commit()
+        await self._stop_outbox()
+
+    def reload(self, config: Config) -> None:
+        self.config = config
+        if self.engine is not None:
+            self.engine.reconfigure(config)
+        self._spawn(self._restart_outbox())
+
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        self._tasks.append(asyncio.create_task(coro))
+
+    def _start_outbox(self) -> None:
+        assert self.engine is not None
+        engine = self.engine
+        self.channels = {n: build_channel(n, c) for n, c in self.config.channels.items()}
+        self.outbox = Outbox(
+            self.store,
+            self.channels,
+            dict(self.config.channels),
+            engine.uplink_down,
+            self.backoff,
+            self.clock,
+        )
+        self.outbox.start()
+
+    async def _stop_outbox(self) -> None:
+        if self.outbox is not None:
+            await self.outbox.stop()
+        for channel in self.channels.values():
+            with contextlib.suppress(Exception):
+                await channel.close()
+
+    async def _restart_outbox(self) -> None:
+        await self._stop_outbox()
+        self._start_outbox()
+
+    # -- inputs -------------------------------------------------------------------------
+    def observe(self, check: str, status: str, message: str, now: float) -> None:
+        if self.engine is not None:
+            self.enqueue(self.engine.observe(check, status, message, now))
+
+    def enqueue(self, out: Outcome) -> None:
+        if out:
+            self._pending.merge(out)
+            self._dirty.set()
+
+    async def commit(self) -> None:
+        """Persist everything queued so far; then let the outbox send it."""
+        async with self._commit_lock:
+            out, self._pending = self._pending, Outcome()
+            self._dirty.clear()
+            if not out or self.engine is None:
+                return
+            await self.store.persist(out, self.engine.state)
+        if out.notifications and self.outbox is not None:
+            for name in {n.channel for n in out.notifications}:
+                self.outbox.wake(name)
+
+    async def acknowledge(self, incident_id: int, by: str, comment: str) -> Incident:
+        assert self.engine is not None
+        self.enqueue(self.engine.acknowledge(incident_id, by, comment, self.clock()))
+        await self.commit()
+        return self.engine.state.incidents[incident_id]
+
+    async def add_silence(
+        self, matchers: dict[str, str], starts_at: float, ends_at: float, comment: str, by: str
+    ) -> Silence:
+        assert self.engine is not None
+        silence = self.engine.add_silence(matchers, starts_at, ends_at, comment, by)
+        await self.store.save_silence(silence, self.engine.state)
+        return silence
+
+    async def expire_silence(self, silence_id: int) -> Silence:
+        assert self.engine is not None
+        silence = self.engine.expire_silence(silence_id, self.clock())
+        await self.store.save_silence(silence, self.engine.state)
+        return silence
+
+    # -- background ------------------------------------------------------------------------
+    async def _tick_forever(self) -> None:
+        while True:
+            await asyncio.sleep(TICK)
+            if self.engine is not None:
+                self.enqueue(self.engine.tick(self.clock()))
+
+    async def _commit_forever(self) -> None:
+        while True:
+            await self._dirty.wait()
+            try:
+                await self.commit()
+            except Exception:
+                # The queue is lost only if the store is gone; the engine state stays.
+                log.exception("could not persist alerting state")
+                await asyncio.sleep(1.0)
+
+    async def _refresh_pending_forever(self) -> None:
+        while True:
+            if self.outbox is not None:
+                with contextlib.suppress(Exception):
+                    await self.outbox.refresh_pending()
+            await asyncio.sleep(2.0)
+
+    async def _repost_forever(self) -> None:
+        """Alertmanager forgets alerts not re-posted: re-post open ones (not via the outbox)."""
+        while True:
+            await asyncio.sleep(1.0)
+            if self.engine is None:
+                continue
+            now = self.clock()
+            for incident in list(self.engine.state.incidents.values()):
+                for name in incident.notified:
+                    await self._repost(incident, name, now)
+
+    async def _repost(self, incident: Incident, name: str, now: float) -> None:
+        config = self.config.channels.get(name)
+        channel = self.channels.get(name)
+        if not isinstance(config, AlertmanagerConfig) or channel is None or self.engine is None:
+            return
+        last = self._reposted.get((incident.id, name))
+        if last is None:
+            self._reposted[(incident.id, name)] = now  # the outbox just sent it
+            return
+        if now - last < config.repost_interval:
+            return
+        self._reposted[(incident.id, name)] = now
+        payload = self.engine.current_payload(incident, now)
+        if payload is not None:
+            try:
+                await channel.send(payload)
+            except DeliveryError as exc:
+                log.warning(
+                    "alertmanager re-post failed", extra={"channel": name, "error": str(exc)}
+                )
+
+    def _start_selfwatch(self) -> None:
+        agent = self.config.agent
+        if agent.heartbeat is not None:
+            self._spawn(
+                heartbeat_forever(
+                    agent.heartbeat.url, agent.heartbeat.interval, agent.defaults.timeout
+                )
+            )
+        if agent.peers:
+            self._spawn(
+                peers_forever(
+                    agent.peers,
+                    agent.defaults.interval,
+                    agent.defaults.timeout,
+                    self.peer_up,
+                    self.observe,
+                )
+            )

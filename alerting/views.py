@@ -1,0 +1,135 @@
+"""Read-only views of the engine's state: incident JSON, department states, status HTML."""
+
+from __future__ import annotations
+
+import html
+from typing import Any
+
+from alerting.engine import IncidentEngine
+from alerting.model import Incident
+from alerting.payload import rfc3339
+from checks.base import format_duration
+
+DEPARTMENT_STATES = ("normal", "degraded", "rto_breached", "mtpd_breached")
+
+
+def _ts(value: float | None) -> str | None:
+    return rfc3339(value) if value is not None else None
+
+
+def next_step(engine: IncidentEngine, incident: Incident) -> tuple[int | None, float | None]:
+    unit = engine.plan.units.get((incident.department, incident.system))
+    if unit is None or not incident.is_open:
+        return None, None
+    best: tuple[int | None, float | None] = (None, None)
+    for index in range(len(unit.ladder)):
+        if index in incident.steps_taken:
+            continue
+        try:
+            at = incident.started_at + unit.step_at(index)
+        except ValueError:
+            continue
+        if best[1] is None or at < best[1]:
+            best = (index, at)
+    return best
+
+
+def incident_json(engine: IncidentEngine, incident: Incident, now: float) -> dict[str, Any]:
+    unit = engine.plan.units.get((incident.department, incident.system))
+    end = incident.resolved_at if incident.resolved_at is not None else now
+    step, due = next_step(engine, incident)
+    return {
+        "id": incident.id,
+        "department": incident.department,
+        "system": incident.system,
+        "status": incident.status,
+        "started_at": rfc3339(incident.started_at),
+        "resolved_at": _ts(incident.resolved_at),
+        "downtime_seconds": round(end - incident.started_at, 3),
+        "checks": list(incident.checks),
+        "impacted": [{"department": d, "system": s} for d, s in incident.impacted],
+        "steps_taken": list(incident.steps_taken),
+        "current_step": incident.current_step,
+        "next_step": step,
+        "next_step_due": _ts(due),
+        "notified": list(incident.notified),
+        "acknowledged_by": incident.acked_by,
+        "acknowledged_at": _ts(incident.acked_at),
+        "ack_comment": incident.ack_comment,
+        "rto_seconds": unit.rto if unit else None,
+        "mtpd_seconds": unit.mtpd if unit else None,
+        "rto_breached": incident.rto_breached,
+        "mtpd_breached": incident.mtpd_breached,
+    }
+
+
+def department_state(engine: IncidentEngine, department: str) -> int:
+    """0 normal, 1 degraded, 2 RTO breached, 3 MTPD breached (worst open incident)."""
+    worst = 0
+    for incident in engine.state.incidents.values():
+        if incident.department != department:
+            continue
+        level = 3 if incident.mtpd_breached else 2 if incident.rto_breached else 1
+        worst = max(worst, level)
+    return worst
+
+
+def department_extras(engine: IncidentEngine, now: float) -> dict[str, dict[str, Any]]:
+    out: dict[str, dict[str, Any]] = {}
+    for dept in engine.config.departments:
+        incidents = [
+            incident_json(engine, i, now)
+            for i in engine.state.incidents.values()
+            if i.department == dept.id
+        ]
+        out[dept.id] = {
+            "state": DEPARTMENT_STATES[department_state(engine, dept.id)],
+            "incidents": incidents,
+        }
+    return out
+
+
+_HEAD = {
+    "sv": (
+        "Öppna incidenter",
+        "Inga öppna incidenter.",
+        "System",
+        "Status",
+        "Nere",
+        "Steg",
+        "Kvitterad av",
+        "Påverkar",
+    ),
+    "en": (
+        "Open incidents",
+        "No open incidents.",
+        "System",
+        "Status",
+        "Down",
+        "Step",
+        "Acknowledged by",
+        "Impacts",
+    ),
+}
+
+
+def status_section(engine: IncidentEngine, now: float) -> str:
+    t = _HEAD.get(engine.plan.language, _HEAD["en"])
+    incidents = sorted(engine.state.incidents.values(), key=lambda i: i.started_at)
+    if not incidents:
+        return f"<h2>{t[0]}</h2><p>{t[1]}</p>\n"
+    rows = []
+    for i in incidents:
+        what = f"{i.department}/{i.system}" if i.department else i.system
+        rto = engine.plan.units.get((i.department, i.system))
+        down = format_duration(now - i.started_at)
+        if rto is not None and rto.rto is not None:
+            down += f" / RTO {format_duration(rto.rto)}"
+        impacted = ", ".join(f"{d}/{s}" if d else s for d, s in i.impacted)
+        rows.append(
+            f"<tr><td>#{i.id} {html.escape(what)}</td><td>{i.status}</td><td>{down}</td>"
+            f"<td>{'' if i.current_step is None else i.current_step}</td>"
+            f"<td>{html.escape(i.acked_by or '')}</td><td>{html.escape(impacted)}</td></tr>"
+        )
+    head = "".join(f"<th>{h}</th>" for h in t[2:])
+    return f"<h2>{t[0]}</h2><table><tr>{head}</tr>{''.join(rows)}</table>\n"
