@@ -125,7 +125,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def extra_commands() -> list[Callable[[argparse._SubParsersAction[argparse.ArgumentParser]], None]]:
     """Commands of other parts (readiness, drill, status, ack, silence)."""
-    return []
+    from agent import cli_readiness
+
+    return [cli_readiness.register]
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -29,5 +29,6 @@ class Component(Protocol):
 def build_components(agent: Agent) -> list[Component]:
     """The one place that lists components, in start order (stopped in reverse)."""
     from agent.alerting_component import AlertingComponent
+    from agent.readiness_component import ReadinessComponent
 
-    return [AlertingComponent(agent)]
+    return [AlertingComponent(agent), ReadinessComponent(agent)]
