@@ -29,7 +29,7 @@ _SERVER = re.compile(r"^(?:\[(?P<v6>[0-9a-fA-F:.]+)\]|(?P<host>[^:\[\]]+))(?::(?
 _DEADLINE_SHARE = 0.9  # answer "no reply" ourselves before the runner's generic timeout
 
 
-def parse_server(text: str) -> tuple[str, int]:
+def parse_server(text: str, default_port: int = 53) -> tuple[str, int]:
     """`host`, `host:port`, `[v6]`, `[v6]:port`, or a bare IPv6 address."""
     if text.count(":") > 1 and not text.startswith("["):
         try:
@@ -38,11 +38,11 @@ def parse_server(text: str) -> tuple[str, int]:
             raise ValueError(
                 f"invalid server {text!r}: write IPv6 with a port as [::1]:53"
             ) from None
-        return text, 53
+        return text, default_port
     match = _SERVER.match(text)
     if not match:
         raise ValueError(f"invalid server {text!r}: use host, host:port or [ipv6]:port")
-    port = int(match.group("port") or 53)
+    port = int(match.group("port") or default_port)
     if not 1 <= port <= 65535:
         raise ValueError(f"invalid server {text!r}: port out of range")
     return match.group("v6") or match.group("host"), port
