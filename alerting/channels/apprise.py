@@ -23,8 +23,11 @@ from alerting.channels.interface import (
 )
 
 _STATUS = re.compile(r"error=(\d{3})")
-# Apprise logs plugin details (addresses, sometimes URLs) on its own logger: keep it quiet.
-logging.getLogger("apprise").setLevel(logging.CRITICAL)
+# Apprise logs plugin details (addresses, sometimes URLs) on its own logger: keep them out
+# of ours. Its per-call log capture still sees them, which is where the status comes from.
+_apprise_log = logging.getLogger("apprise")
+_apprise_log.propagate = False
+_apprise_log.addHandler(logging.NullHandler())
 
 
 class AppriseConfig(ChannelConfig):

@@ -6,7 +6,12 @@ import asyncio
 
 import aiohttp
 
-from alerting.channels.interface import RetryableError, classify_status, safe_url
+from alerting.channels.interface import (
+    PermanentError,
+    RetryableError,
+    classify_status,
+    safe_url,
+)
 
 
 class HttpPoster:
@@ -30,6 +35,8 @@ class HttpPoster:
         except (aiohttp.ClientError, OSError, asyncio.IncompleteReadError) as exc:
             # The exception text can contain the full URL: keep only its type.
             raise RetryableError(f"{where}: {type(exc).__name__}") from None
+        except ValueError:  # e.g. an Authorization header and credentials in the URL
+            raise PermanentError(f"{where}: invalid request (check url and headers)") from None
         if error is not None:
             raise error
 
