@@ -1,40 +1,85 @@
 """link: the internet uplink, as a quorum over several upstream targets.
 
-Targets are URLs: `tcp://host:port` today; more kinds plug in through `_PROBES`.
+Targets are URLs of the other probe kinds, and each is probed by that kind's
+own check (no second implementation of any probe):
+
+- `tcp://host:port`            tcp check (connect)
+- `http://...`, `https://...`  http check (2xx, TLS verified against system CAs)
+- `dns://server[:port]/name`   dns check (A record; `?type=AAAA` for another type)
+- `icmp://host`                icmp check (one echo request)
+
+A target is up when its probe is ok or warning: an expiring certificate says
+nothing about the uplink.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Mapping
-from typing import Annotated, ClassVar, Literal
-from urllib.parse import urlsplit
+from collections.abc import Mapping
+from typing import Annotated, Any, ClassVar, Literal
+from urllib.parse import parse_qs, unquote, urlsplit
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 
 from checks.base import (
+    Check,
     CheckConfig,
     CheckContext,
     CheckResult,
     CheckType,
+    Status,
     critical,
     ok,
-    os_error_text,
 )
+from checks.dns import DnsCheck, DnsConfig
+from checks.http import HttpCheck
+from checks.http_config import HttpConfig
+from checks.icmp import IcmpCheck, IcmpConfig
+from checks.tcp import TcpCheck, TcpConfig
+
+KINDS = ("tcp", "http", "https", "dns", "icmp")
+# Each target gets this share of the link's timeout, so a silent target is
+# reported by name instead of the whole verdict timing out.
+TARGET_TIMEOUT_SHARE = 0.8
 
 
-async def _probe_tcp(target: str) -> str | None:
-    """None when up, else the reason it is down."""
+def target_keys(target: str, timeout: float) -> dict[str, Any]:
+    """The config keys of the check that probes `target`; ValueError when malformed."""
     parts = urlsplit(target)
-    try:
-        _reader, writer = await asyncio.open_connection(parts.hostname, parts.port)
-    except OSError as exc:
-        return os_error_text(exc)
-    writer.close()
-    return None
+    base: dict[str, Any] = {"name": "target", "timeout": timeout}
+    if parts.scheme not in KINDS:
+        kinds = ", ".join(f"{k}://" for k in KINDS)
+        raise ValueError(f"target {target!r}: unsupported kind, use one of {kinds}")
+    if not parts.hostname:
+        raise ValueError(f"target {target!r}: no host")
+    if parts.scheme == "tcp":
+        if parts.port is None:
+            raise ValueError(f"target {target!r}: tcp targets need a port")
+        return base | {"type": "tcp", "host": parts.hostname, "port": parts.port}
+    if parts.scheme in ("http", "https"):
+        return base | {"type": "http", "url": target}
+    if parts.scheme == "dns":
+        name = unquote(parts.path.lstrip("/"))
+        if not name:
+            raise ValueError(f"target {target!r}: dns targets name what to ask: dns://server/name")
+        rtype = parse_qs(parts.query).get("type", ["A"])[0].upper()
+        return base | {"type": "dns", "server": parts.netloc, "query": name, "record_type": rtype}
+    return base | {"type": "icmp", "host": parts.hostname, "count": 1}
 
 
-_PROBES: dict[str, Callable[[str], Awaitable[str | None]]] = {"tcp": _probe_tcp}
+_MODELS: dict[str, tuple[type[CheckConfig], Any]] = {
+    "tcp": (TcpConfig, TcpCheck),
+    "http": (HttpConfig, HttpCheck),
+    "dns": (DnsConfig, DnsCheck),
+    "icmp": (IcmpConfig, IcmpCheck),
+}
+
+
+def target_check(target: str, timeout: float, ctx: CheckContext) -> Check:
+    keys = target_keys(target, timeout)
+    model, factory = _MODELS[keys["type"]]
+    check: Check = factory(model.model_validate(keys), ctx)
+    return check
 
 
 class LinkConfig(CheckConfig):
@@ -48,14 +93,16 @@ class LinkConfig(CheckConfig):
     @classmethod
     def _known_kinds(cls, targets: tuple[str, ...]) -> tuple[str, ...]:
         for target in targets:
-            parts = urlsplit(target)
-            if parts.scheme not in _PROBES:
-                kinds = ", ".join(f"{k}://" for k in sorted(_PROBES))
-                raise ValueError(f"target {target!r}: unsupported kind, use one of {kinds}")
-            if not parts.hostname:
-                raise ValueError(f"target {target!r}: no host")
-            if parts.scheme == "tcp" and parts.port is None:
-                raise ValueError(f"target {target!r}: tcp targets need a port")
+            keys = target_keys(target, 1.0)
+            model = _MODELS[keys["type"]][0]
+            try:
+                model.model_validate(keys)
+            except ValidationError as exc:
+                first = exc.errors()[0]
+                where = ".".join(str(p) for p in first["loc"])
+                raise ValueError(f"target {target!r}: {where}: {first['msg']}") from None
+        if len(set(targets)) != len(targets):
+            raise ValueError("a target is listed twice")
         return targets
 
     @model_validator(mode="after")
@@ -68,13 +115,21 @@ class LinkConfig(CheckConfig):
 class LinkCheck:
     def __init__(self, config: LinkConfig, ctx: CheckContext) -> None:
         self.config = config
+        limit = config.timeout * TARGET_TIMEOUT_SHARE
+        self._probes = [target_check(t, limit, ctx) for t in config.targets]
 
     async def run(self) -> CheckResult:
         targets = self.config.targets
-        reasons = await asyncio.gather(*(self._probe(t) for t in targets))
-        failed = [f"{t} ({r})" for t, r in zip(targets, reasons, strict=True) if r]
-        up = len(targets) - len(failed)
+        results = await asyncio.gather(*(self._probe(p) for p in self._probes))
+        up_flags = [r.status in (Status.OK, Status.WARNING) for r in results]
+        failed = [
+            f"{t} ({r.message})"
+            for t, r, up in zip(targets, results, up_flags, strict=True)
+            if not up
+        ]
+        up = sum(up_flags)
         facts = {"targets_up": float(up), "targets_total": float(len(targets))}
+        facts |= {f"target_{i}_up": float(flag) for i, flag in enumerate(up_flags)}
         if up >= self.config.quorum:
             msg = f"{up}/{len(targets)} upstream targets reachable"
             if failed:
@@ -86,17 +141,15 @@ class LinkCheck:
             **facts,
         )
 
-    async def _probe(self, target: str) -> str | None:
-        # Leave a margin inside the check's own timeout so a silent target is
-        # reported as such instead of timing out the whole verdict.
-        limit = self.config.timeout * 0.8
+    async def _probe(self, probe: Check) -> CheckResult:
+        limit = probe.config.timeout
         try:
             async with asyncio.timeout(limit):
-                return await _PROBES[urlsplit(target).scheme](target)
+                return await probe.run()
         except TimeoutError:
-            return f"no answer within {limit:.1f}s"
+            return critical(f"no answer within {limit:.1f}s")
         except Exception as exc:  # a failing target is a fact, never a crash
-            return f"{type(exc).__name__}: {exc}"
+            return critical(f"{type(exc).__name__}: {exc}")
 
 
 TYPE = CheckType(LinkConfig, LinkCheck)
