@@ -22,7 +22,15 @@ import aiohttp
 from multidict import CIMultiDict
 from yarl import URL
 
-from checks.base import CheckContext, CheckResult, CheckType, Status, critical, format_duration
+from checks.base import (
+    CheckContext,
+    CheckResult,
+    CheckType,
+    Status,
+    critical,
+    format_duration,
+    os_error_text,
+)
 from checks.http_config import HttpConfig
 from checks.tls import HandshakeLog, TlsSetupError, build_context, chain_facts, expiry_verdict
 from checks.tls import explain_failure as explain_tls
@@ -257,8 +265,9 @@ class HttpCheck:
         except aiohttp.ClientConnectorSSLError as exc:
             return self._tls_failure(exc.os_error, url)
         except aiohttp.ClientConnectorError as exc:
-            why = exc.os_error.strerror or str(exc.os_error)
-            return critical(f"connect to {exc.host}:{exc.port} failed: {why}")
+            return critical(
+                f"connect to {exc.host}:{exc.port} failed: {os_error_text(exc.os_error)}"
+            )
         except aiohttp.ServerDisconnectedError:
             return critical(f"{url.host} closed the connection while {phases.waiting}")
         except aiohttp.ClientResponseError as exc:
