@@ -187,17 +187,19 @@ class HttpCheck:
         url, method, body = URL(cfg.url, encoded=False), cfg.method, self._body
         auth = self._auth_header()
         seen = [url]
+        last: Reply | None = None
         for hops in range(cfg.max_redirects + 1):
             outcome = await self._request(session, method, url, body, auth, phases)
             if isinstance(outcome, CheckResult):
                 return self._finish(outcome, phases, hops)
+            last = outcome
             location = outcome.headers.get("Location")
             if not (cfg.follow_redirects and outcome.status in _REDIRECTS and location):
                 return self._finish(self._judge(outcome, url), phases, hops, outcome)
             target = url.join(URL(location))
             if target in seen:
                 chain = " -> ".join(str(u) for u in [*seen, target])
-                return self._finish(critical(f"redirect loop: {chain}"), phases, hops)
+                return self._finish(critical(f"redirect loop: {chain}"), phases, hops, outcome)
             if target.origin() != url.origin():
                 auth = None  # credentials are for the configured origin only
             if outcome.status == 303 or (outcome.status in (301, 302) and method == "POST"):
@@ -208,6 +210,7 @@ class HttpCheck:
             critical(f"more than {cfg.max_redirects} redirects (last {url})"),
             phases,
             cfg.max_redirects,
+            last,
         )
 
     def _auth_header(self) -> str | None:
