@@ -8,6 +8,7 @@ import os
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -225,3 +226,41 @@ def daemon(cfg: Path, log: Path) -> Iterator[subprocess.Popen[bytes]]:
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
+
+
+class ThreadedReceiver:
+    """A Receiver on its own event loop thread: it answers while the test blocks."""
+
+    def __init__(self) -> None:
+        self.receiver = Receiver()
+        self.arrivals: list[tuple[float, str]] = []
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
+
+    def __enter__(self) -> ThreadedReceiver:
+        original = self.receiver._handle
+
+        async def recording(request: web.Request) -> web.Response:
+            before = len(self.receiver.received)
+            response = await original(request)
+            if len(self.receiver.received) > before:
+                self.arrivals.append((time.monotonic(), self.receiver.received[-1]["dedup_key"]))
+            return response
+
+        self.receiver._handle = recording  # type: ignore[method-assign]
+        self._thread.start()
+        asyncio.run_coroutine_threadsafe(self.receiver.start(), self._loop).result(5)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        asyncio.run_coroutine_threadsafe(self.receiver.stop(), self._loop).result(5)
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(5)
+        self._loop.close()
+
+    @property
+    def url(self) -> str:
+        return self.receiver.url
+
+    def dedup_keys(self) -> list[str]:
+        return [k for _, k in list(self.arrivals)]
