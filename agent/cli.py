@@ -125,9 +125,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def extra_commands() -> list[Callable[[argparse._SubParsersAction[argparse.ArgumentParser]], None]]:
     """Commands of other parts (readiness, drill, status, ack, silence)."""
-    from agent import cli_readiness
+    from agent import cli_alerting, cli_readiness
 
-    return [cli_readiness.register]
+    return [cli_readiness.register, cli_alerting.register]
 
 
 def main(argv: list[str] | None = None) -> int:
