@@ -22,10 +22,9 @@ from alerting.drill import DrillError, DrillResult, run_drill
 from checks.base import format_duration, parse_duration
 
 DEFAULT_URL = "http://127.0.0.1:9730"
-SubParsers = argparse._SubParsersAction[argparse.ArgumentParser]
 
 
-def register(sub: SubParsers) -> None:
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     drill = sub.add_parser("drill", help="rehearse a system's outage on a simulated clock")
     drill.add_argument("-c", "--config", required=True)
     drill.add_argument("--system", required=True, metavar="DEPT/SYSTEM")
