@@ -140,8 +140,9 @@ class BorgCheck(RepositoryCheck):
         return found
 
     async def restore(self, snapshot: Snapshot, candidate: RestoreCandidate, into: Path) -> None:
-        # pf: matches exactly this path; a plain PATH would be a prefix pattern.
-        args = ["borg", "extract", f"::{snapshot.id}", f"pf:{candidate.path}"]
+        # pp: (path prefix, by whole components) so a name like "re:x" is not read as a
+        # pattern style; for a regular file it matches only that file.
+        args = ["borg", "extract", f"::{snapshot.id}", f"pp:{candidate.path}"]
         out = await run_tool(args, self.env(), cwd=str(into))
         if out.code != 0:
             raise known_error(out) or ToolError(
