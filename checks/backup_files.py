@@ -121,7 +121,7 @@ class BackupFilesCheck:
                 VERIFY,
                 self.config.verify_every,
                 action,
-                subject=f"{newest.path}@{newest.mtime}",
+                subject=f"{newest.path}@{newest.mtime} against {sums}",
             )
         finally:
             stop.set()  # a cancelled check must not leave a thread hashing gigabytes
