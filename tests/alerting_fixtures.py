@@ -244,7 +244,8 @@ class ThreadedReceiver:
             before = len(self.receiver.received)
             response = await original(request)
             if len(self.receiver.received) > before:
-                self.arrivals.append((time.monotonic(), self.receiver.received[-1]["dedup_key"]))
+                last = self.receiver.received[-1]
+                self.arrivals.append((time.monotonic(), str(last.get("dedup_key", ""))))
             return response
 
         self.receiver._handle = recording  # type: ignore[method-assign]
