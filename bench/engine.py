@@ -17,16 +17,16 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from aiohttp import web  # noqa: E402
+from aiohttp import web
 
-from agent.config import Config  # noqa: E402
-from alerting.channels.registry import build_channel  # noqa: E402
-from alerting.channels.webhook import WebhookConfig  # noqa: E402
-from alerting.engine import IncidentEngine  # noqa: E402
-from alerting.incident_store import IncidentStore  # noqa: E402
-from alerting.model import EngineState, Notification, Outcome  # noqa: E402
-from alerting.outbox import Backoff, Outbox  # noqa: E402
-from alerting.store import Store  # noqa: E402
+from agent.config import Config
+from alerting.channels.registry import build_channel
+from alerting.channels.webhook import WebhookConfig
+from alerting.engine import IncidentEngine
+from alerting.incident_store import IncidentStore
+from alerting.model import EngineState, Notification, Outcome
+from alerting.outbox import Backoff, Outbox
+from alerting.store import Store
 
 CHECKS = 10_000
 PER_SYSTEM = 10
