@@ -9,7 +9,6 @@ from typing import Any
 
 import pytest
 
-from checks import backup_tool
 from checks.base import CheckContext, Status
 from checks.borg import BorgCheck, BorgConfig
 from tests import backup_fixtures
@@ -44,7 +43,7 @@ def spawned(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[tuple[list[str], d
         calls.append((list(argv), dict(kwargs.get("env") or {})))
         return await real(*argv, **kwargs)
 
-    monkeypatch.setattr(backup_tool.asyncio, "create_subprocess_exec", spy)
+    monkeypatch.setattr(asyncio, "create_subprocess_exec", spy)
     yield calls
 
 

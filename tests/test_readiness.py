@@ -388,6 +388,7 @@ def test_daemon_serves_departments_metrics_and_pages(daemon: Daemon) -> None:
         return doc if systems_of(doc, "water")["scada"]["ready"] else None
 
     doc = wait_until(scada_ready, what="the nightly check to run")
+    assert doc is not None
     water = doc["departments"][0]
     assert water["ready"] is False
     billing = systems_of(doc, "water")["billing"]

@@ -50,7 +50,7 @@ def spawned(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[tuple[list[str], d
         calls.append((list(argv), dict(kwargs.get("env") or {})))
         return await real(*argv, **kwargs)
 
-    monkeypatch.setattr(backup_tool.asyncio, "create_subprocess_exec", spy)
+    monkeypatch.setattr(asyncio, "create_subprocess_exec", spy)
     yield calls
 
 
