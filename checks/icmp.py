@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from typing import Annotated, ClassVar, Literal
 
 import icmplib
-from pydantic import Field, model_validator
+from pydantic import BeforeValidator, Field, model_validator
 
 from checks.base import (
     CheckConfig,
@@ -28,13 +28,19 @@ from checks.base import (
 )
 
 
+def _percent(value: object) -> object:
+    if isinstance(value, str) and value.strip().endswith("%"):
+        return value.strip()[:-1]
+    return value
+
+
 class IcmpConfig(CheckConfig):
     type: Literal["icmp"]
     host: str
     count: Annotated[int, Field(ge=1, le=100)] = 3
-    interval: Annotated[Duration, Field(ge=0.01)] = 0.2  # between echo requests
-    # Percent of lost replies tolerated; above it the check fails.
-    max_loss: Annotated[float, Field(ge=0, le=100)] = 0
+    packet_interval: Annotated[Duration, Field(ge=0.01)] = 0.2  # between echo requests
+    # Percent of lost replies tolerated (`20` or `"20%"`); above it the check fails.
+    max_loss: Annotated[float, BeforeValidator(_percent), Field(ge=0, le=100)] = 0
     # Average RTT above this is a warning (the host answers, slowly).
     max_rtt: Annotated[Duration, Field(gt=0)] | None = None
     ip_version: Literal[4, 6] | None = None
@@ -46,10 +52,11 @@ class IcmpConfig(CheckConfig):
 
     @model_validator(mode="after")
     def _fits_in_timeout(self) -> IcmpConfig:
-        spread = (self.count - 1) * self.interval
+        spread = (self.count - 1) * self.packet_interval
         if spread >= self.timeout * 0.9:
             raise ValueError(
-                f"count {self.count} x interval {format_duration(self.interval)} does not fit "
+                f"count {self.count} x packet_interval {format_duration(self.packet_interval)} "
+                "does not fit "
                 f"in timeout {format_duration(self.timeout)}"
             )
         return self
@@ -60,7 +67,7 @@ class IcmpCheck:
         self.config = config
         self._privileged = os.geteuid() == 0
         # Wait for the last reply until just before the runner's deadline.
-        spread = (config.count - 1) * config.interval
+        spread = (config.count - 1) * config.packet_interval
         self._reply_timeout = max(config.timeout * 0.9 - spread, 0.05)
 
     async def run(self) -> CheckResult:
@@ -69,7 +76,7 @@ class IcmpCheck:
             host = await icmplib.async_ping(
                 cfg.host,
                 count=cfg.count,
-                interval=cfg.interval,
+                interval=cfg.packet_interval,
                 timeout=self._reply_timeout,
                 privileged=self._privileged,
                 family=cfg.ip_version,

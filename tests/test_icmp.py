@@ -21,7 +21,7 @@ def cfg(**keys: object) -> IcmpConfig:
 
 async def test_ping_loopback() -> None:
     require(os.geteuid() == 0, "root (privileged ICMP)")
-    r = await probe(IcmpConfig, type="icmp", host="127.0.0.1", count=3, interval="10ms")
+    r = await probe(IcmpConfig, type="icmp", host="127.0.0.1", count=3, packet_interval="10ms")
     assert r.status is Status.OK, r.message
     assert r.facts["packets_received"] == 3
     assert r.facts["loss_ratio"] == 0
@@ -68,4 +68,10 @@ async def test_unresolvable_host_is_critical() -> None:
 
 def test_count_must_fit_in_timeout() -> None:
     with pytest.raises(ValidationError, match="does not fit in timeout 1s"):
-        cfg(count=10, interval="200ms", timeout="1s")
+        cfg(count=10, packet_interval="200ms", timeout="1s")
+
+
+def test_max_loss_as_percent_string_and_schedule_interval_kept() -> None:
+    c = cfg(max_loss="34%", interval="30s", count=3)
+    assert c.max_loss == 34
+    assert c.interval == 30  # the common schedule key, not the echo spacing
