@@ -32,7 +32,12 @@ _KNOWN = [
         False,
     ),
     ("can not acquire a passphrase", Status.UNKNOWN, "no passphrase configured", False),
-    (r"^Repository .* does not exist", Status.CRITICAL, "repository not found (no borg repository there)", False),
+    (
+        r"^Repository .* does not exist",
+        Status.CRITICAL,
+        "repository not found (no borg repository there)",
+        False,
+    ),
     (r"is not a valid repository", Status.CRITICAL, "no borg repository at that path", False),
     (
         "previously located at",
