@@ -144,27 +144,10 @@ class BackupFilesCheck:
             "count": float(count),
         }
         facts |= backup_state.facts(VERIFY, verified)
-        problems: list[str] = []
-        if age > cfg.max_age:
-            problems.append(
-                f"newest file {newest.path} is {duration(age)} old "
-                f"(max_age {duration(cfg.max_age)})"
-            )
-        if newest.size < cfg.min_size:
-            problems.append(
-                f"newest file {newest.path} is {size(newest.size)}, "
-                f"below min_size {size(cfg.min_size)}"
-            )
-        shrink = shrink_percent(previous, newest.size)
         if previous is not None:
             facts["previous_size_bytes"] = float(previous)
-            facts["shrink_percent"] = shrink
-        if cfg.max_shrink_percent is not None and shrink > cfg.max_shrink_percent:
-            problems.append(
-                f"newest file shrank {shrink:.0f}% against the previous backup "
-                f"({size(previous or 0)} -> {size(newest.size)}), "
-                f"limit {cfg.max_shrink_percent:g}%"
-            )
+            facts["shrink_percent"] = shrink_percent(previous, newest.size)
+        problems = self.shape_problems(newest, age, previous)
         verify_problem = backup_state.problem(VERIFY, verified, WORD)
         if verify_problem:
             problems.append(verify_problem)
@@ -179,6 +162,29 @@ class BackupFilesCheck:
         if verified is not None:
             parts.append(backup_state.note(VERIFY, verified, now, WORD))
         return ok("; ".join(parts), **facts)
+
+    def shape_problems(self, newest: FileInfo, age: float, previous: int | None) -> list[str]:
+        """Age, size and sudden shrink of the newest file."""
+        cfg = self.config
+        problems = []
+        if age > cfg.max_age:
+            problems.append(
+                f"newest file {newest.path} is {duration(age)} old "
+                f"(max_age {duration(cfg.max_age)})"
+            )
+        if newest.size < cfg.min_size:
+            problems.append(
+                f"newest file {newest.path} is {size(newest.size)}, "
+                f"below min_size {size(cfg.min_size)}"
+            )
+        shrink = shrink_percent(previous, newest.size)
+        if cfg.max_shrink_percent is not None and shrink > cfg.max_shrink_percent:
+            problems.append(
+                f"newest file shrank {shrink:.0f}% against the previous backup "
+                f"({size(previous or 0)} -> {size(newest.size)}), "
+                f"limit {cfg.max_shrink_percent:g}%"
+            )
+        return problems
 
 
 def shrink_percent(previous: int | None, current: int) -> float:
