@@ -18,7 +18,7 @@ from agent.configload import ConfigError
 from agent.daemon import read_config
 from alerting.channels.interface import DeliveryError
 from alerting.channels.registry import build_channel
-from alerting.drill import DrillError, DrillResult, run_drill
+from alerting.drill import DrillError, DrillResult, drill_payloads, run_drill
 from checks.base import format_duration, parse_duration
 
 DEFAULT_URL = "http://127.0.0.1:9730"
@@ -87,7 +87,8 @@ def cmd_drill(args: argparse.Namespace) -> int:
         if args.send_to not in config.channels:
             print(f"drill: unknown channel {args.send_to!r}", file=sys.stderr)
             return 2
-        return asyncio.run(send_drill(result, args.send_to, config.channels[args.send_to]))
+        channel = config.channels[args.send_to]
+        return asyncio.run(send_drill(result, args.send_to, channel, config.agent.language))
     return 0
 
 
@@ -107,19 +108,22 @@ def print_drill(result: DrillResult) -> None:
     print_table(["AT", "EVENT", "STEP", "CHANNELS", "MESSAGE"], rows)
 
 
-async def send_drill(result: DrillResult, name: str, config: Any) -> int:
+async def send_drill(result: DrillResult, name: str, config: Any, language: str) -> int:
+    """Send the drill's notifications to one channel, each marked as a drill.
+
+    Reports go to stderr: stdout stays the timeline (`--format json` parses).
+    """
     channel = build_channel(name, config)
     code = 0
+    stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime(result.start))
+    run_id = f"{stamp}.{int(result.start * 1000) % 1000:03d}Z"
     try:
-        for note in result.notifications:
-            if note.kind not in ("firing", "repeat"):
-                continue
-            payload = dict(note.payload, drill=True, text="[DRILL] " + note.payload["text"])
+        for payload in drill_payloads(result, run_id, language):
             try:
                 await channel.send(payload)
-                print(f"sent {note.dedup_key} to {name}")
+                print(f"drill: sent {payload['dedup_key']} to {name}", file=sys.stderr)
             except DeliveryError as exc:
-                print(f"could not send {note.dedup_key}: {exc}", file=sys.stderr)
+                print(f"drill: could not send {payload['dedup_key']}: {exc}", file=sys.stderr)
                 code = 1
     finally:
         await channel.close()

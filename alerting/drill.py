@@ -1,4 +1,9 @@
-"""The continuity drill: the real engine on a simulated clock, for one system's outage."""
+"""The continuity drill: the real engine on a simulated clock, for one system's outage.
+
+`drill_payloads` turns what the drill would have sent into payloads that can be
+really sent (`vaktpost drill --send-to`) and that nobody can take for a real
+outage: `"drill": true`, `[DRILL]` in the text, and a dedup key of its own.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +13,7 @@ from typing import Any
 from agent.config import Config
 from alerting.engine import IncidentEngine
 from alerting.model import Event, Notification, Outcome
+from alerting.text import drill_text
 
 
 class DrillError(ValueError):
@@ -107,3 +113,24 @@ def run_drill(
 def _collect(result: DrillResult, out: Outcome) -> None:
     result.events.extend(out.events)
     result.notifications.extend(out.notifications)
+
+
+def drill_payloads(result: DrillResult, run_id: str, language: str) -> list[dict[str, Any]]:
+    """Every distinct notification of the drill, in order, marked as a drill.
+
+    The dedup key gets a `/drill-RUN` suffix: the simulated incident numbers
+    start at 1 like a fresh agent's, and a receiver that dedups must neither
+    drop a real alert because a drill used its key nor drop a second drill.
+    """
+    payloads: list[dict[str, Any]] = []
+    seen: set[str] = set()
+    for note in result.notifications:
+        if note.dedup_key in seen:  # one step to several channels: one payload
+            continue
+        seen.add(note.dedup_key)
+        payload = dict(note.payload)
+        payload["drill"] = True
+        payload["dedup_key"] = f"{note.dedup_key}/drill-{run_id}"
+        payload["text"] = drill_text(payload["text"], note.incident_id, language=language)
+        payloads.append(payload)
+    return payloads

@@ -6,7 +6,8 @@ that comes back gets everything in the order it was queued), sends up to
 `concurrency` at a time, and records every outcome before it takes more.
 Retries back off exponentially with jitter. A `requires_internet` channel hands
 its rows to its `fallback` channels while the uplink is down, and also after
-repeated or permanent failures.
+repeated or permanent failures. Rows queued for a channel that a reload removed
+go to that channel's fallbacks that still exist, else they are dropped.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import logging
 import random
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from alerting.channels.base import ChannelConfig
@@ -49,6 +50,7 @@ class Outbox:
         uplink_down: Callable[[], bool],
         backoff: Backoff | None = None,
         clock: Callable[[], float] = time.time,
+        outcomes: Counter[tuple[str, str]] | None = None,
     ) -> None:
         self.store = store
         self.channels = channels
@@ -56,10 +58,12 @@ class Outbox:
         self.uplink_down = uplink_down
         self.backoff = backoff or Backoff()
         self.clock = clock
-        self.outcomes: Counter[tuple[str, str]] = Counter()  # (channel, outcome) -> count
+        # (channel, outcome) -> count; passed in, so it outlives this outbox across reloads.
+        self.outcomes: Counter[tuple[str, str]] = Counter() if outcomes is None else outcomes
         self.pending: dict[str, int] = {}
         self._wake: dict[str, asyncio.Event] = {}
         self._tasks: dict[str, asyncio.Task[None]] = {}
+        self._settle_lock = asyncio.Lock()
 
     def start(self) -> None:
         for name in self.channels:
@@ -81,6 +85,42 @@ class Outbox:
     async def refresh_pending(self) -> None:
         counts = await self.store.pending_counts()
         self.pending = {name: counts.get(name, 0) for name in {*self.channels, *counts}}
+
+    async def settle_removed(self, fallbacks_of: Mapping[str, tuple[str, ...]]) -> int:
+        """Rows pending for channels not configured any more: no lane will ever take them.
+
+        They are handed to the removed channel's fallbacks that still exist (state
+        `skipped`, outcome `rerouted`), else marked `failed` (outcome `dropped`).
+        `fallbacks_of` knows the removed channels of this run's reloads; after a
+        restart with a channel gone from the file its fallbacks are unknown: dropped.
+        Returns how many rows were settled.
+        """
+        async with self._settle_lock:
+            counts = await self.store.pending_counts()
+            settled = 0
+            for name in sorted(set(counts) - set(self.channels)):
+                targets = tuple(f for f in fallbacks_of.get(name, ()) if f in self.channels)
+                while rows := await self.store.head(name, 500):
+                    await self._settle(name, rows, targets)
+                    settled += len(rows)
+            return settled
+
+    async def _settle(self, name: str, rows: list[OutboxRow], targets: tuple[str, ...]) -> None:
+        now = self.clock()
+        reason = f"channel {name} was removed from the config"
+        state, outcome = ("skipped", "rerouted") if targets else ("failed", "dropped")
+        updates = [
+            OutboxUpdate(row, state, row.attempts, now, reason, now, targets) for row in rows
+        ]
+        await self.store.record(updates)
+        self.outcomes[(name, outcome)] += len(rows)
+        extra = {"channel": name, "count": len(rows), "fallback": ",".join(targets)}
+        if targets:
+            log.warning("removed channel: queued notifications handed to fallbacks", extra=extra)
+        else:
+            log.error("removed channel: queued notifications dropped", extra=extra)
+        for target in targets:
+            self.wake(target)
 
     # -- one lane per channel --------------------------------------------------------------
     async def _lane(self, name: str) -> None:

@@ -2,6 +2,10 @@
 
 A silent peer becomes a check-like result for the engine (name from
 `peer_check_name`), so it gets an incident with the default ladder.
+
+Neither loop may ever end on its own or hold up the agent: every failure is
+logged (the URL reduced to scheme://host:port, since heartbeat URLs carry a
+token in their path or query) and the loop carries on.
 """
 
 from __future__ import annotations
@@ -20,22 +24,29 @@ log = logging.getLogger("vaktpost.selfwatch")
 Observe = Callable[[str, str, str, float], None]
 
 
+async def ping_once(session: aiohttp.ClientSession, url: str) -> str | None:
+    """None when the receiver took the ping (status < 400), else a loggable reason."""
+    try:
+        async with session.get(url) as response:
+            await response.read()
+            return None if response.status < 400 else f"HTTP {response.status}"
+    except asyncio.CancelledError:
+        raise
+    except Exception as exc:  # any failure is the receiver's problem, never the agent's
+        return type(exc).__name__
+
+
 async def heartbeat_forever(url: str, interval: float, probe_timeout: float) -> None:
-    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=probe_timeout)) as session:
+    """GET `url` every `interval` seconds (on a fixed cadence; a slow ping delays only itself)."""
+    timeout = aiohttp.ClientTimeout(total=min(probe_timeout, max(interval, 1.0)))
+    async with aiohttp.ClientSession(timeout=timeout) as session:
+        due = time.monotonic()
         while True:
-            try:
-                async with session.get(url) as response:
-                    await response.read()
-                    if response.status >= 400:
-                        log.warning(
-                            "heartbeat rejected",
-                            extra={"url": safe_url(url), "status": response.status},
-                        )
-            except (aiohttp.ClientError, OSError, TimeoutError) as exc:
-                log.warning(
-                    "heartbeat failed", extra={"url": safe_url(url), "error": type(exc).__name__}
-                )
-            await asyncio.sleep(interval)
+            problem = await ping_once(session, url)
+            if problem is not None:
+                log.warning("heartbeat failed", extra={"url": safe_url(url), "error": problem})
+            due = max(due + interval, time.monotonic())
+            await asyncio.sleep(due - time.monotonic())
 
 
 async def probe_peer(session: aiohttp.ClientSession, url: str) -> str | None:
@@ -44,7 +55,9 @@ async def probe_peer(session: aiohttp.ClientSession, url: str) -> str | None:
         async with session.get(url.rstrip("/") + "/healthz") as response:
             await response.read()
             return None if response.status < 300 else f"/healthz answered {response.status}"
-    except (aiohttp.ClientError, OSError, TimeoutError) as exc:
+    except asyncio.CancelledError:
+        raise
+    except Exception as exc:
         return f"no answer ({type(exc).__name__})"
 
 

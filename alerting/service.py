@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections import Counter
 from collections.abc import Callable, Coroutine
 from typing import Any
 
@@ -45,10 +46,15 @@ class AlertingService:
         self.outbox: Outbox | None = None
         self.channels: dict[str, Channel] = {}
         self.peer_up: dict[str, bool] = {}
+        # notifications_total: kept here, so it survives the outbox restart of a reload.
+        self.outcomes: Counter[tuple[str, str]] = Counter()
+        # Fallbacks of channels a reload removed: where their queued rows go.
+        self.removed_fallbacks: dict[str, tuple[str, ...]] = {}
         self._pending = Outcome()
         self._dirty = asyncio.Event()
         self._commit_lock = asyncio.Lock()
         self._tasks: list[asyncio.Task[None]] = []
+        self._selfwatch: list[asyncio.Task[None]] = []
         self._reposted: dict[tuple[int, str], float] = {}
 
     # -- lifecycle --------------------------------------------------------------------
@@ -64,20 +70,28 @@ class AlertingService:
         log.info("alerting started", extra={"open_incidents": len(state.incidents)})
 
     async def stop(self) -> None:
-        for task in self._tasks:
+        for task in [*self._tasks, *self._selfwatch]:
             task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await asyncio.gather(*self._tasks, *self._selfwatch, return_exceptions=True)
         self._tasks.clear()
+        self._selfwatch.clear()
         await self.commit()
         await self._stop_outbox()
 
     def reload(self, config: Config) -> None:
-        self.config = config
+        old, self.config = self.config, config
+        for name, channel in old.channels.items():
+            if name not in config.channels:
+                self.removed_fallbacks[name] = channel.fallback
+        for name in config.channels:
+            self.removed_fallbacks.pop(name, None)
         if self.engine is not None:
             self.engine.reconfigure(config)
         self._spawn(self._restart_outbox())
+        self._restart_selfwatch()
 
     def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        self._tasks = [t for t in self._tasks if not t.done()]
         self._tasks.append(asyncio.create_task(coro))
 
     def _start_outbox(self) -> None:
@@ -91,8 +105,10 @@ class AlertingService:
             engine.uplink_down,
             self.backoff,
             self.clock,
+            self.outcomes,
         )
         self.outbox.start()
+        self._spawn(self._settle_removed())
 
     async def _stop_outbox(self) -> None:
         if self.outbox is not None:
@@ -167,20 +183,42 @@ class AlertingService:
     async def _refresh_pending_forever(self) -> None:
         while True:
             if self.outbox is not None:
+                # Also catches rows an in-flight engine outcome queued for a removed channel.
+                await self._settle_removed()
                 with contextlib.suppress(Exception):
                     await self.outbox.refresh_pending()
             await asyncio.sleep(2.0)
+
+    async def _settle_removed(self) -> None:
+        if self.outbox is None:
+            return
+        try:
+            await self.outbox.settle_removed(self.removed_fallbacks)
+        except Exception:
+            log.exception("could not settle rows of removed channels")
 
     async def _repost_forever(self) -> None:
         """Alertmanager forgets alerts not re-posted: re-post open ones (not via the outbox)."""
         while True:
             await asyncio.sleep(1.0)
-            if self.engine is None:
-                continue
-            now = self.clock()
-            for incident in list(self.engine.state.incidents.values()):
-                for name in incident.notified:
-                    await self._repost(incident, name, now)
+            await self.repost_due(self.clock())
+
+    @property
+    def repost_entries(self) -> int:
+        """How many (incident, channel) re-post times are kept (bounded by open incidents)."""
+        return len(self._reposted)
+
+    async def repost_due(self, now: float) -> None:
+        """One re-post round; forgets the bookkeeping of incidents no longer open."""
+        if self.engine is None:
+            return
+        incidents = list(self.engine.state.incidents.values())
+        for incident in incidents:
+            for name in incident.notified:
+                await self._repost(incident, name, now)
+        live = {(i.id, name) for i in incidents for name in i.notified}
+        for key in [k for k in self._reposted if k not in live]:
+            del self._reposted[key]
 
     async def _repost(self, incident: Incident, name: str, now: float) -> None:
         config = self.config.channels.get(name)
@@ -203,21 +241,39 @@ class AlertingService:
                     "alertmanager re-post failed", extra={"channel": name, "error": str(exc)}
                 )
 
+    def _restart_selfwatch(self) -> None:
+        """A reload may change or remove the heartbeat and the peers: start them afresh."""
+        old, self._selfwatch = self._selfwatch, []
+        for task in old:
+            task.cancel()
+        self._spawn(_reap(old))
+        for url in [u for u in self.peer_up if u not in self.config.agent.peers]:
+            del self.peer_up[url]
+        self._start_selfwatch()
+
     def _start_selfwatch(self) -> None:
         agent = self.config.agent
         if agent.heartbeat is not None:
-            self._spawn(
-                heartbeat_forever(
-                    agent.heartbeat.url, agent.heartbeat.interval, agent.defaults.timeout
+            self._selfwatch.append(
+                asyncio.create_task(
+                    heartbeat_forever(
+                        agent.heartbeat.url, agent.heartbeat.interval, agent.defaults.timeout
+                    )
                 )
             )
         if agent.peers:
-            self._spawn(
-                peers_forever(
-                    agent.peers,
-                    agent.defaults.interval,
-                    agent.defaults.timeout,
-                    self.peer_up,
-                    self.observe,
+            self._selfwatch.append(
+                asyncio.create_task(
+                    peers_forever(
+                        agent.peers,
+                        agent.defaults.interval,
+                        agent.defaults.timeout,
+                        self.peer_up,
+                        self.observe,
+                    )
                 )
             )
+
+
+async def _reap(tasks: list[asyncio.Task[None]]) -> None:
+    await asyncio.gather(*tasks, return_exceptions=True)

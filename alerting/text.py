@@ -26,6 +26,8 @@ _T = {
         "ack": "Kvittera: vaktpost ack {id}  (eller POST /api/v1/incidents/{id}/ack)",
         "acked_by": "Kvitterat av {by}.",
         "agent": "Agent",
+        "drill": "ÖVNING",
+        "drill_note": "Detta är en övning (vaktpost drill), inget verkligt avbrott. Kvittera inte.",
     },
     "en": {
         "firing": "ALERT",
@@ -44,6 +46,8 @@ _T = {
         "ack": "Acknowledge: vaktpost ack {id}  (or POST /api/v1/incidents/{id}/ack)",
         "acked_by": "Acknowledged by {by}.",
         "agent": "Agent",
+        "drill": "DRILL",
+        "drill_note": "This is a drill (vaktpost drill), not a real outage. Do not acknowledge.",
     },
 }
 
@@ -95,4 +99,19 @@ def render(
     else:
         lines.append(t["ack"].format(id=p["incident_id"]))
     lines.append(f"{t['agent']}: {p['agent']}")
+    return "\n".join(lines)
+
+
+def drill_text(text: str, incident_id: int, *, language: str) -> str:
+    """A drill's text: `[DRILL]` before the title, and the ack hint replaced by a notice.
+
+    The simulated incident's id means nothing to the running agent (or worse, is
+    a real incident's id there), so the drill must not tell anyone to ack it.
+    """
+    t = _T.get(language, _T["sv"])
+    ack = t["ack"].format(id=incident_id)
+    lines = [t["drill_note"] if line == ack else line for line in text.splitlines()]
+    if t["drill_note"] not in lines:
+        lines.append(t["drill_note"])
+    lines[0] = f"[{t['drill']}] {lines[0]}"
     return "\n".join(lines)

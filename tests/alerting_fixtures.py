@@ -265,3 +265,107 @@ class ThreadedReceiver:
 
     def dedup_keys(self) -> list[str]:
         return [k for _, k in list(self.arrivals)]
+
+
+class PingServer:
+    """A threaded aiohttp server on a free loopback port that answers any GET.
+
+    It records (monotonic time, path with query) of every request, and behaves as
+    `mode` says: "ok" (200), "error" (500) or "hang" (never answers until stopped).
+    Stands in for a dead man's switch receiver and for a peer agent's /healthz.
+    """
+
+    def __init__(self) -> None:
+        self.mode = "ok"
+        self.requests: list[tuple[float, str]] = []
+        self.port = 0
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
+        self._runner: web.AppRunner | None = None
+        self._release: asyncio.Event | None = None
+
+    async def _handle(self, request: web.Request) -> web.Response:
+        self.requests.append((time.monotonic(), request.path_qs))
+        if self.mode == "hang":
+            assert self._release is not None
+            await self._release.wait()
+        if self.mode == "error":
+            return web.Response(status=500, text="broken")
+        return web.json_response({"status": "ok"})
+
+    async def _start(self, port: int) -> None:
+        self._release = asyncio.Event()
+        app = web.Application()
+        app.router.add_get("/{tail:.*}", self._handle)
+        self._runner = web.AppRunner(app, access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", port)
+        await site.start()
+        server = site._server
+        assert server is not None
+        self.port = server.sockets[0].getsockname()[1]  # type: ignore[attr-defined]
+
+    async def _stop(self) -> None:
+        if self._release is not None:
+            self._release.set()
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    def start(self) -> None:
+        """Listen (again, on the same port after a stop)."""
+        asyncio.run_coroutine_threadsafe(self._start(self.port), self._loop).result(5)
+
+    def stop(self) -> None:
+        """Stop listening: connections are refused until start()."""
+        asyncio.run_coroutine_threadsafe(self._stop(), self._loop).result(5)
+
+    def __enter__(self) -> PingServer:
+        self._thread.start()
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(5)
+        self._loop.close()
+
+    def paths(self, prefix: str = "") -> list[str]:
+        return [p for _, p in list(self.requests) if p.startswith(prefix)]
+
+
+def log_records(path: Path) -> list[dict[str, Any]]:
+    """The JSON log lines of a daemon (its stderr is not a TTY, so it logs JSON)."""
+    import json
+
+    records = []
+    for line in path.read_text(errors="replace").splitlines():
+        with contextlib.suppress(ValueError):
+            record = json.loads(line)
+            if isinstance(record, dict):
+                records.append(record)
+    return records
+
+
+def metric_value(text: str, series: str) -> float | None:
+    """The value of one exact series line, e.g. 'vaktpost_peer_up{peer="..."}'."""
+    for line in text.splitlines():
+        name, _, value = line.rpartition(" ")
+        if name == series:
+            return float(value)
+    return None
+
+
+def http_get(url: str, timeout: float = 2.0) -> tuple[int, str]:
+    """(status, body); (0, reason) when nothing answers."""
+    import urllib.error
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response:
+            return response.status, response.read().decode()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read().decode()
+    except (urllib.error.URLError, OSError) as exc:
+        return 0, str(exc)

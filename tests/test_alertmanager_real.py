@@ -204,3 +204,60 @@ def test_ha_pair_gives_one_notification(binary: str, tmp_path: Path, procs: list
         assert len(received) == 1, [n["alerts"] for n in received]
         agents = sorted(a["labels"]["agent"] for a in received[0]["alerts"])
         assert agents == ["srv-a", "srv-b"], "both agents' alerts in one group notification"
+
+
+REPOST = """
+agent:
+  name: rp
+  default_escalation: [{{after: 0s, notify: [am]}}]
+channels:
+  am: {{type: alertmanager, urls: ["{url}"], repost_interval: 60s}}
+checks:
+{checks}
+"""
+
+
+async def test_repost_bookkeeping_stays_bounded(tmp_path: Path) -> None:
+    """No Alertmanager needed: a recording receiver stands in for /api/v2/alerts.
+    Open incidents are re-posted every repost_interval; resolved ones are forgotten."""
+    import json
+
+    from alerting.service import AlertingService
+    from alerting.store import Store
+    from tests.alerting_fixtures import Receiver
+
+    receiver = Receiver()
+    await receiver.start()
+    names = [f"c{i}" for i in range(5)]
+    checks = "\n".join(
+        f"  - {{name: {n}, type: tcp, host: 127.0.0.1, port: 1, failures_before_alert: 1}}"
+        for n in names
+    )
+    config = config_from(REPOST.format(url=f"http://127.0.0.1:{receiver.port}", checks=checks))
+    store = Store(tmp_path)
+    await store.open()
+    service = AlertingService(config, store)
+    service.engine = IncidentEngine(config)
+    service.channels = {"am": build_channel("am", config.channels["am"])}
+    now = 1_700_000_000.0
+    try:
+        for _ in range(40):  # 200 incidents, at most 5 open at once
+            for name in names:
+                service.observe(name, "critical", "down", now)
+            await service.repost_due(now)  # the outbox just sent them: no re-post yet
+            before = len(receiver.received)
+            now += 61
+            await service.repost_due(now)
+            reposted = [json.loads(body)[0] for body in receiver.bodies[before:]]
+            assert len(reposted) == 5, "every open incident is re-posted after the interval"
+            assert all(a["annotations"]["status"] == "firing" for a in reposted)
+            assert service.repost_entries == 5
+            for name in names:
+                service.observe(name, "ok", "fine", now)
+            await service.repost_due(now)
+            assert service.repost_entries == 0, "resolved incidents must be forgotten"
+        assert service.engine.state.next_incident_id == 201
+    finally:
+        await service.channels["am"].close()
+        await store.close()
+        await receiver.stop()

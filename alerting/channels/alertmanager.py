@@ -20,6 +20,8 @@ from alerting.channels.interface import DeliveryError, PermanentError, Retryable
 from checks.base import Duration
 
 ALERTNAME = "VaktpostIncident"
+# A drill (`vaktpost drill --send-to`) must not merge with, or be routed as, a real alert.
+DRILL_ALERTNAME = "VaktpostDrill"
 
 
 class AlertmanagerConfig(ChannelConfig):
@@ -49,6 +51,9 @@ def to_alert(payload: dict[str, Any]) -> dict[str, Any]:
         },
         "startsAt": payload["started_at"],
     }
+    if payload.get("drill"):
+        alert["labels"]["alertname"] = DRILL_ALERTNAME
+        alert["labels"]["drill"] = "true"
     if payload["status"] == "resolved":
         alert["endsAt"] = payload.get("resolved_at") or payload["created_at"]
     return alert
