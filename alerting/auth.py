@@ -26,10 +26,16 @@ def _unauthorized(reason: str) -> web.HTTPUnauthorized:
 
 
 def is_loopback(remote: str | None) -> bool:
-    try:
-        return remote is not None and ipaddress.ip_address(remote.split("%")[0]).is_loopback
-    except ValueError:
+    """The peer address is loopback (127.0.0.0/8, ::1, or 127.x as an IPv4-mapped IPv6)."""
+    if remote is None:
         return False
+    try:
+        address = ipaddress.ip_address(remote.split("%")[0])
+    except ValueError:
+        return False  # e.g. a unix socket: not a network peer we can vouch for
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        return address.ipv4_mapped.is_loopback
+    return address.is_loopback
 
 
 def _credentials(request: web.Request) -> tuple[str, str] | None:
