@@ -9,6 +9,9 @@ def _load() -> dict[str, CheckType]:
     from checks import command, disk, link, load, memory, process, tcp
 
     modules = [disk, memory, load, process, tcp, command, link]
+    from checks import backup_files, borg, restic, ups  # backups and power (issue 4)
+
+    modules += [backup_files, restic, borg, ups]
     from checks import dns, http, icmp, ntp  # network probes (issue 3)
 
     modules += [http, dns, icmp, ntp]
