@@ -64,7 +64,10 @@ def cmd_check(args: argparse.Namespace) -> int:
             ctx = CheckContext(Path(config.agent.state_dir), config.agent.name, store=store)
             runtime = Runtime(book, ctx, config.agent.max_concurrency)
             runtime.apply(config.checks)
-            await runtime.run_once(args.names or None)
+            try:
+                await runtime.run_once(args.names or None)
+            finally:
+                await runtime.close()
         finally:
             await store.close()
 

@@ -40,6 +40,7 @@ class Runtime:
         self.checks: dict[str, Check] = {}
         self._anchors: dict[str, float] = {}
         self._inflight: set[asyncio.Task[None]] = set()
+        self._closing: set[asyncio.Task[None]] = set()
         self._scheduler = AsyncIOScheduler(
             timezone=UTC,
             job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": None},
@@ -77,7 +78,10 @@ class Runtime:
             )
 
     def _remove(self, name: str) -> None:
-        del self.checks[name]
+        check = self.checks.pop(name)
+        task = asyncio.get_running_loop().create_task(close_check(check))
+        self._closing.add(task)
+        task.add_done_callback(self._closing.discard)
         self._anchors.pop(name, None)
         if self._scheduler.get_job(name):
             self._scheduler.remove_job(name)
@@ -96,6 +100,11 @@ class Runtime:
                 task.cancel()
             if still:
                 await asyncio.wait(still, timeout=1.0)
+        await self.close()
+
+    async def close(self) -> None:
+        """Release what probes hold between runs (e.g. keep-alive HTTP sessions)."""
+        await asyncio.gather(*(close_check(c) for c in self.checks.values()), *self._closing)
 
     async def _fire(self, name: str) -> None:
         check = self.checks.get(name)
@@ -134,6 +143,19 @@ class Runtime:
             wanted.add(name)
             todo.extend(self.checks[name].config.depends_on)
         return wanted
+
+
+async def close_check(check: Check) -> None:
+    """Checks may hold resources between runs; those that do have `aclose`."""
+    aclose = getattr(check, "aclose", None)
+    if aclose is None:
+        return
+    try:
+        await aclose()
+    except Exception as exc:  # closing must never stop a reload or a shutdown
+        log.warning(
+            "closing a check failed", extra={"check": check.config.name, "error": repr(exc)}
+        )
 
 
 def dependency_order(configs: list[CheckConfig]) -> list[list[str]]:

@@ -225,7 +225,11 @@ class CheckContext:
 
 
 class Check(Protocol):
-    """A probe. `run` returns a result and never raises; the runner owns the timeout."""
+    """A probe. `run` returns a result and never raises; the runner owns the timeout.
+
+    A probe that holds resources between runs also has `async def aclose()`; the
+    runtime calls it when the check is removed by a reload and at shutdown.
+    """
 
     @property
     def config(self) -> CheckConfig: ...

@@ -165,3 +165,41 @@ async def test_run_once_runs_dependencies_first(tmp_path: Path, names: list[str]
     assert book.states["mem"].result is not None
     assert book.states["up"].result is not None  # a dependency runs first, even if not named
     assert book.states["mem"].result.status is Status.OK  # a passing dependent stays ok
+
+
+async def test_removed_and_stopped_checks_release_their_sessions(tmp_path: Path) -> None:
+    from aiohttp import web
+
+    from checks.http import HttpCheck
+
+    async def hello(_request: web.Request) -> web.Response:
+        return web.Response(text="OK")
+
+    app = web.Application()
+    app.router.add_get("/", hello)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    text = (
+        "checks:\n"
+        f"  - {{name: a, type: http, url: 'http://127.0.0.1:{port}/', keepalive: true}}\n"
+        f"  - {{name: b, type: http, url: 'http://127.0.0.1:{port}/', keepalive: true}}\n"
+    )
+    config = load_config_text(text, "t.yaml", env={})
+    runtime = Runtime(ResultBook(), CheckContext(tmp_path, "t"), 10)
+    try:
+        runtime.apply(config.checks)
+        await runtime.run_once()
+        a, b = runtime.checks["a"], runtime.checks["b"]
+        assert isinstance(a, HttpCheck) and isinstance(b, HttpCheck)
+        session_a, session_b = a._session, b._session
+        assert session_a is not None and session_b is not None and not session_a.closed
+        runtime.apply(config.checks[1:])  # a reload drops check a
+        await wait_for(lambda: session_a.closed)
+        assert not session_b.closed
+        await runtime.stop(grace=1)
+        assert session_b.closed
+    finally:
+        await runner.cleanup()
