@@ -184,23 +184,36 @@ class Receiver:
 
 
 class TcpTarget:
-    """A loopback port a tcp check can reach while open() and not after close()."""
+    """A loopback port a tcp check can reach while open() and not after close().
+
+    While closed the port stays bound without listening: connects are refused at
+    once, and the kernel cannot hand the port to anyone else -- neither to another
+    program nor as the source port of the check's own connect (a TCP self-connect
+    to a closed ephemeral port succeeds, and turns an outage into a flap).
+    """
 
     def __init__(self) -> None:
-        self.port = free_port()
-        self._sock: socket.socket | None = None
+        self._sock = self._bound(0)
+        self.port = int(self._sock.getsockname()[1])
+        self._listening = False
 
-    def open(self) -> None:
+    @staticmethod
+    def _bound(port: int) -> socket.socket:
         sock = socket.socket()
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind(("127.0.0.1", self.port))
-        sock.listen(64)
-        self._sock = sock
+        sock.bind(("127.0.0.1", port))
+        return sock
+
+    def open(self) -> None:
+        if not self._listening:
+            self._sock.listen(1024)  # never accepted: room for every probe of a test
+            self._listening = True
 
     def close(self) -> None:
-        if self._sock is not None:
-            self._sock.close()
-            self._sock = None
+        if self._listening:
+            self._sock.close()  # drops the accepted backlog too
+            self._sock = self._bound(self.port)
+            self._listening = False
 
 
 def vaktpost_cmd(*args: str) -> list[str]:

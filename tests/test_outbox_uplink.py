@@ -4,9 +4,18 @@ internet channel is used again."""
 
 from __future__ import annotations
 
+import json
+import re
 from pathlib import Path
 
-from tests.alerting_fixtures import TcpTarget, ThreadedReceiver, daemon, free_port, wait_for
+from tests.alerting_fixtures import (
+    TcpTarget,
+    ThreadedReceiver,
+    daemon,
+    free_port,
+    http_get,
+    wait_for,
+)
 
 CONFIG = """
 agent:
@@ -30,31 +39,49 @@ departments:
 """
 
 
+def check_status(port: int, name: str) -> str | None:
+    status, body = http_get(f"http://127.0.0.1:{port}/api/v1/checks")
+    if status != 200:
+        return None
+    return next((c["status"] for c in json.loads(body)["checks"] if c["name"] == name), None)
+
+
 def test_uplink_down_uses_fallback_then_internet_again(tmp_path: Path) -> None:
-    link, app = TcpTarget(), TcpTarget()
+    link, dead, app = TcpTarget(), TcpTarget(), TcpTarget()
+    port = free_port()
     with ThreadedReceiver() as cloud, ThreadedReceiver() as lan:
         cfg = tmp_path / "cfg.yaml"
         cfg.write_text(
             CONFIG.format(
-                port=free_port(),
+                port=port,
                 state=tmp_path / "s",
                 cloud=cloud.url,
                 lan=lan.url,
                 link1=link.port,
-                link2=free_port(),
+                link2=dead.port,
                 app=app.port,
             )
         )
         with daemon(cfg, tmp_path / "daemon.log"):
-            wait_for(lambda: "up/water/scada/1/0" in lan.dedup_keys(), 15, "fallback delivery")
+            # The dead uplink is an incident of its own (no channels): which of the two
+            # is confirmed first, and so gets id 1, is a race. Find the app's id.
+            (first,) = wait_for(
+                lambda: [k for k in lan.dedup_keys() if re.fullmatch(r"up/water/scada/\d+/0", k)],
+                15,
+                "fallback delivery",
+            )
+            incident = first.split("/")[3]
             assert cloud.dedup_keys() == [], "the internet channel was skipped"
             link.open()
+            # The app must recover after the agent saw the uplink back: a resolved
+            # notice queued while the uplink is still down rightly goes to `lan`.
+            wait_for(lambda: check_status(port, "uplink") == "ok", 10, "uplink seen up")
             app.open()
             wait_for(
-                lambda: "up/water/scada/1/resolved" in cloud.dedup_keys(),
+                lambda: f"up/water/scada/{incident}/resolved" in cloud.dedup_keys(),
                 15,
                 "resolved via the internet channel once the uplink is back",
             )
-        assert lan.dedup_keys() == ["up/water/scada/1/0"]
+        assert lan.dedup_keys() == [first]
     link.close()
     app.close()
