@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import re
+import socket
 import ssl
 import time
-from collections.abc import Mapping
-from typing import Annotated, ClassVar, Literal
+from collections.abc import Mapping, Sequence
+from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import Field, field_validator
 
@@ -73,6 +74,8 @@ class TcpCheck:
         self._clock = ctx.clock
         self._handshakes = HandshakeLog()
         self._ssl: ssl.SSLContext | None = None
+        self._plain = config.tls is None and self._send is None and self._expect is None
+        self._numeric = numeric_address(config.host, config.port)
 
     async def run(self) -> CheckResult:
         result = await self._exchange()
@@ -103,6 +106,8 @@ class TcpCheck:
         cfg = self.config
         target = f"{cfg.host}:{cfg.port}"
         start = time.perf_counter()
+        if self._plain:
+            return await self._connect_only(target, start)
         try:
             reader, writer = await self._connect()
         except TlsSetupError as exc:
@@ -126,6 +131,19 @@ class TcpCheck:
             return critical(f"{target}: {os_error_text(exc)}", connect_seconds=connect)
         finally:
             writer.close()
+
+    async def _connect_only(self, target: str, start: float) -> CheckResult:
+        """Connect and close on a bare socket: no streams, no transport, a third less
+        CPU per probe than open_connection (measured: docs/performance.md, issue 2)."""
+        loop = asyncio.get_running_loop()
+        try:
+            infos = self._numeric or await loop.getaddrinfo(
+                self.config.host, self.config.port, type=socket.SOCK_STREAM
+            )
+            await connect_any(loop, infos)
+        except OSError as exc:
+            return critical(f"connect to {target} failed: {os_error_text(exc)}")
+        return ok(f"connected to {target}", connect_seconds=time.perf_counter() - start)
 
     async def _await_expect(
         self, reader: asyncio.StreamReader, target: str, connect: float
@@ -151,6 +169,35 @@ class TcpCheck:
             f"{target} reply does not match {self.config.expect!r}: got {got!r}",
             connect_seconds=connect,
         )
+
+
+AddrInfo = tuple[Any, ...]  # (family, type, proto, canonname, sockaddr) from getaddrinfo
+
+
+def numeric_address(host: str, port: int) -> Sequence[AddrInfo] | None:
+    """The address of an IP literal, resolved once (no DNS involved); None for names."""
+    try:
+        return socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_NUMERICHOST)
+    except (socket.gaierror, UnicodeError):
+        return None
+
+
+async def connect_any(loop: asyncio.AbstractEventLoop, infos: Sequence[AddrInfo]) -> None:
+    """Try each address in turn like open_connection; raise what failed."""
+    errors: list[OSError] = []
+    for family, kind, proto, _name, address in infos:
+        sock = socket.socket(family, kind, proto)
+        try:
+            sock.setblocking(False)
+            await loop.sock_connect(sock, address)
+            return
+        except OSError as exc:
+            errors.append(exc)
+        finally:
+            sock.close()
+    if len({str(e) for e in errors}) == 1:
+        raise errors[0]
+    raise OSError("Multiple exceptions: " + ", ".join(str(e) for e in errors))
 
 
 TYPE = CheckType(TcpConfig, TcpCheck)
