@@ -1,4 +1,4 @@
-"""Who may write (ack, silence): an operator by HTTP basic auth, or loopback without users.
+"""Who may read and write over HTTP: an operator by basic auth, or loopback without users.
 
 With `agent.web.users` configured every write needs an operator's password
 (bcrypt, checked off the event loop). Without users, writes are accepted only

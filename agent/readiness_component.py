@@ -13,6 +13,7 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from agent import readiness, readiness_render
+from agent.auth import require_reader
 from agent.config import Config
 from alerting.store import StoreError
 from checks.base import CheckResult
@@ -90,9 +91,11 @@ class ReadinessComponent:
         return doc
 
     async def api_departments(self, request: web.Request) -> web.Response:
+        await require_reader(request, self.agent.config.agent.web)
         return web.json_response(self.departments_json())
 
     async def printable(self, request: web.Request) -> web.Response:
+        await require_reader(request, self.agent.config.agent.web)
         department = request.query.get("department")
         try:
             doc = self.report(department)

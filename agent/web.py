@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
+from agent.auth import require_operator, require_reader
 from agent.metrics import CONTENT_TYPE
 from agent.statuspage import render_status_page
 
@@ -41,7 +42,10 @@ async def errors_as_json(
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
-        return json_error(exc.status, exc.reason)
+        response = json_error(exc.status, exc.reason)
+        if "WWW-Authenticate" in exc.headers:  # a 401 must say how to log in
+            response.headers["WWW-Authenticate"] = exc.headers["WWW-Authenticate"]
+        return response
     except Exception:
         log.exception("request failed", extra={"path": request.path})
         return json_error(500, "internal error")
@@ -66,6 +70,7 @@ def agent_of(request: web.Request) -> Agent:
 
 
 async def metrics(request: web.Request) -> web.Response:
+    await require_reader(request, agent_of(request).config.agent.web)
     body = agent_of(request).metrics.render()
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE})
 
@@ -83,10 +88,12 @@ async def readyz(request: web.Request) -> web.Response:
 
 
 async def api_checks(request: web.Request) -> web.Response:
+    await require_reader(request, agent_of(request).config.agent.web)
     return web.json_response({"checks": agent_of(request).check_results_json()})
 
 
 async def reload(request: web.Request) -> web.Response:
+    await require_operator(request, agent_of(request).config.agent.web)
     ok, errors = await agent_of(request).reload()
     if not ok:
         return web.json_response({"error": "config rejected", "problems": errors}, status=400)
@@ -94,6 +101,7 @@ async def reload(request: web.Request) -> web.Response:
 
 
 async def status_page(request: web.Request) -> web.Response:
+    await require_reader(request, agent_of(request).config.agent.web)
     html = render_status_page(agent_of(request))
     return web.Response(text=html, content_type="text/html", charset="utf-8")
 

@@ -8,8 +8,8 @@ from typing import Any
 
 from aiohttp import web
 
+from agent.auth import require_operator, require_reader
 from agent.web import read_json
-from alerting.auth import require_operator, require_reader
 from alerting.model import Incident, Silence
 from alerting.payload import rfc3339
 from alerting.service import AlertingService

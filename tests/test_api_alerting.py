@@ -14,7 +14,7 @@ import aiohttp
 import bcrypt
 import pytest
 
-from alerting.auth import is_loopback
+from agent.auth import is_loopback
 from tests.alerting_fixtures import ROOT, daemon, free_port, vaktpost_cmd, wait_for
 
 PASSWORD = "correct horse battery"

@@ -24,8 +24,8 @@ from typing import Any
 import pytest
 from aiohttp import ClientSession, web
 
+from agent.auth import is_loopback, require_operator
 from agent.config import WebConfig
-from alerting.auth import is_loopback, require_operator
 from tests.alerting_fixtures import daemon, free_port, http_get, wait_for
 from tests.conftest import require_binary
 
