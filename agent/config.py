@@ -223,6 +223,20 @@ class AgentConfig(BaseModel):
             )
         return value
 
+    @field_validator("peers")
+    @classmethod
+    def _peers(cls, peers: tuple[str, ...]) -> tuple[str, ...]:
+        from urllib.parse import urlsplit
+
+        for url in peers:
+            parts = urlsplit(url)
+            if parts.scheme not in ("http", "https") or not parts.hostname:
+                raise ValueError(f"peer {url!r}: use http://host:port of another agent")
+            # The URL becomes the `peer` label of peer_up; /healthz needs no login anyway.
+            if parts.username or parts.password:
+                raise ValueError(f"peer {parts.hostname!r}: a peer URL must not carry credentials")
+        return peers
+
     @field_validator("timezone")
     @classmethod
     def _timezone(cls, value: str) -> str:

@@ -98,6 +98,7 @@ CASES = [
         "at position 0",
     ),
     ("quorum_too_high", 2, "checks[0]: quorum 2 exceeds the 1 targets"),
+    ("peer_credentials", 2, "agent.peers: peer 'srv-app02': a peer URL must not carry credentials"),
     ("zero_concurrency", 2, "agent.max_concurrency: Input should be greater than or equal to 1"),
 ]
 
