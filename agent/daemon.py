@@ -8,6 +8,7 @@ import logging
 import os
 import signal
 import socket
+import ssl
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -70,7 +71,9 @@ class Agent:
         self._runner = web.AppRunner(build_app(self, routes), access_log=None, shutdown_timeout=1.0)
         await self._runner.setup()
         host, port = self.config.agent.host_port
-        site = web.TCPSite(self._runner, host, port, reuse_address=True)
+        site = web.TCPSite(
+            self._runner, host, port, reuse_address=True, ssl_context=server_tls(self.config)
+        )
         await site.start()
         self.runtime.start()
         self.metrics.reload_success.set(1)
@@ -192,6 +195,20 @@ class Agent:
             await asyncio.sleep(usec / 2e6)
             if self.runtime._scheduler.running:
                 sd_notify("WATCHDOG=1")
+
+
+def server_tls(config: Config) -> ssl.SSLContext | None:
+    """HTTPS for the agent's own server when agent.web has a certificate (TLS 1.2+)."""
+    web_config = config.agent.web
+    if web_config.tls_cert_file is None or web_config.tls_key_file is None:
+        return None
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    try:
+        context.load_cert_chain(web_config.tls_cert_file, web_config.tls_key_file)
+    except (OSError, ssl.SSLError) as exc:
+        raise OSError(f"cannot load agent.web TLS certificate: {exc}") from None
+    return context
 
 
 def sd_notify(message: str) -> None:

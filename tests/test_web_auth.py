@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import subprocess
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -12,7 +13,7 @@ from pathlib import Path
 import bcrypt
 import pytest
 
-from tests.conftest import free_port
+from tests.conftest import ROOT, VAKTPOST, free_port, wait_until
 from tests.test_daemon import Daemon
 
 
@@ -70,3 +71,51 @@ def test_reload_needs_an_operator(secured: Daemon) -> None:
     assert "ops-secret" not in log and "view-secret" not in log
     reloads = [json.loads(line) for line in log.splitlines() if "config reloaded" in line]
     assert len(reloads) == 1
+
+
+def test_https_with_the_configured_certificate(tmp_path: Path) -> None:
+    import ssl
+
+    import trustme
+
+    ca = trustme.CA()
+    cert = ca.issue_cert("127.0.0.1")
+    cert.private_key_and_cert_chain_pem.write_to_path(str(tmp_path / "agent.pem"))
+    port = free_port()
+    config = tmp_path / "c.yaml"
+    config.write_text(
+        f"agent:\n  listen: 127.0.0.1:{port}\n  state_dir: {tmp_path}/s\n"
+        f"  web: {{tls_cert_file: {tmp_path}/agent.pem, tls_key_file: {tmp_path}/agent.pem}}\n"
+    )
+    proc = subprocess.Popen([*VAKTPOST, "run", "-c", str(config)], cwd=ROOT, stderr=subprocess.PIPE)
+    context = ssl.create_default_context()
+    ca.configure_trust(context)
+
+    def healthz() -> int:
+        with urllib.request.urlopen(
+            f"https://127.0.0.1:{port}/healthz", timeout=5, context=context
+        ) as resp:
+            return int(resp.status)
+
+    try:
+        assert wait_until(healthz, what="the HTTPS listener") == 200
+        with pytest.raises(OSError):  # plain HTTP is not served
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=5)
+    finally:
+        proc.kill()
+        proc.wait()
+        assert proc.stderr is not None
+        proc.stderr.close()
+
+
+def test_unreadable_certificate_fails_start_with_a_reason(tmp_path: Path) -> None:
+    config = tmp_path / "c.yaml"
+    config.write_text(
+        f"agent:\n  listen: 127.0.0.1:{free_port()}\n  state_dir: {tmp_path}/s\n"
+        f"  web: {{tls_cert_file: {tmp_path}/none.pem, tls_key_file: {tmp_path}/none.pem}}\n"
+    )
+    proc = subprocess.run(
+        [*VAKTPOST, "run", "-c", str(config)], cwd=ROOT, capture_output=True, text=True, timeout=30
+    )
+    assert proc.returncode == 1
+    assert "cannot load agent.web TLS certificate" in proc.stderr
