@@ -193,7 +193,8 @@ class Agent:
             return
         while True:
             await asyncio.sleep(usec / 2e6)
-            if self.runtime._scheduler.running:
+            # A stuck scheduler stops the pings, so systemd restarts the agent.
+            if self.runtime.healthy:
                 sd_notify("WATCHDOG=1")
 
 

@@ -88,6 +88,17 @@ class Runtime:
 
     def start(self) -> None:
         self._scheduler.start()
+        self.last_tick = time.monotonic()
+
+    @property
+    def healthy(self) -> bool:
+        """The scheduler runs and some check fired within twice the shortest interval."""
+        if not self._scheduler.running:
+            return False
+        if not self.checks:
+            return True
+        shortest = min(c.config.interval for c in self.checks.values())
+        return time.monotonic() - self.last_tick < 2 * shortest + 5.0
 
     async def stop(self, grace: float) -> None:
         """Stop scheduling; let in-flight probes finish within `grace`, then cancel them."""

@@ -203,3 +203,16 @@ async def test_removed_and_stopped_checks_release_their_sessions(tmp_path: Path)
         assert session_b.closed
     finally:
         await runner.cleanup()
+
+
+async def test_health_follows_the_scheduler(tmp_path: Path) -> None:
+    config = load_config_text("checks: [{name: m, type: memory, interval: 1s}]\n", "t", {})
+    runtime = Runtime(ResultBook(), CheckContext(tmp_path, "t"), 10)
+    runtime.apply(config.checks)
+    assert not runtime.healthy  # not started
+    runtime.start()
+    assert runtime.healthy
+    runtime.last_tick -= 8.0  # nothing fired for 8 s with a 1 s interval: stuck
+    assert not runtime.healthy
+    await runtime.stop(grace=1)
+    assert not runtime.healthy
