@@ -145,7 +145,7 @@ class HttpCheck:
             return CheckResult(Status.UNKNOWN, f"cannot read {exc.filename}: {exc.strerror}")
 
     async def aclose(self) -> None:
-        """Closes the keep-alive session (only `keepalive: true` keeps one)."""
+        """Closes the check's session; the runtime calls it on reload and at shutdown."""
         if self._session is not None:
             await self._session.close()
             self._session = None
@@ -172,15 +172,12 @@ class HttpCheck:
         )
 
     async def _probe(self, phases: Phases) -> CheckResult:
-        if self.config.keepalive:
-            if self._session is None:
-                self._session = self._new_session()
-            return await self._follow(self._session, phases)
-        session = self._new_session()
-        try:
-            return await self._follow(session, phases)
-        finally:
-            await session.close()
+        # One session per check, closed by the runtime through aclose(). With
+        # keepalive off its connector closes each connection after use, so every
+        # probe still measures connect and TLS, without building a session per probe.
+        if self._session is None or self._session.closed:
+            self._session = self._new_session()
+        return await self._follow(self._session, phases)
 
     async def _follow(self, session: aiohttp.ClientSession, phases: Phases) -> CheckResult:
         cfg = self.config

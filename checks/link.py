@@ -118,6 +118,13 @@ class LinkCheck:
         limit = config.timeout * TARGET_TIMEOUT_SHARE
         self._probes = [target_check(t, limit, ctx) for t in config.targets]
 
+    async def aclose(self) -> None:
+        """Closes what the target probes hold (an http target keeps a session)."""
+        for probe in self._probes:
+            close = getattr(probe, "aclose", None)
+            if close is not None:
+                await close()
+
     async def run(self) -> CheckResult:
         targets = self.config.targets
         results = await asyncio.gather(*(self._probe(p) for p in self._probes))
