@@ -248,12 +248,16 @@ def _step(annotation: Any, key: Any) -> Any:
 
 
 def apply_defaults(config: Config) -> Config:
-    """Fill interval, timeout and failures_before_alert from agent.defaults where unset."""
+    """Fill interval, timeout and failures_before_alert where the file leaves them unset.
+
+    A check type's own `type_defaults` come first (a restic check needs minutes,
+    not the 10 s a ping gets), then agent.defaults.
+    """
     defaults = config.agent.defaults
     checks = []
     for check in config.checks:
         update = {
-            key: getattr(defaults, key)
+            key: check.type_defaults.get(key, getattr(defaults, key))
             for key in ("interval", "timeout", "failures_before_alert")
             if key not in check.model_fields_set
         }

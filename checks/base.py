@@ -191,6 +191,9 @@ class CheckConfig(BaseModel):
 
     # Fact name -> metric name (without prefix), rendered as a gauge {check=...}.
     metric_facts: ClassVar[Mapping[str, str]] = {}
+    # interval/timeout/failures_before_alert of this type when the file sets none;
+    # they win over agent.defaults (see agent/configload.apply_defaults).
+    type_defaults: ClassVar[Mapping[str, float]] = {}
 
 
 class CheckStateStore(Protocol):

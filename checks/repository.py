@@ -41,6 +41,9 @@ class RepositoryConfig(CheckConfig):
     restore_test_every: Annotated[Duration, Field(gt=0)] | None = 7 * 86400.0
 
     metric_facts: ClassVar[Mapping[str, str]] = BACKUP_METRICS
+    # The repository check and restore test run inside the check's timeout: a
+    # ping's 10 s would kill them. Hourly is plenty for a daily backup's RPO.
+    type_defaults: ClassVar[Mapping[str, float]] = {"timeout": 3600.0, "interval": 3600.0}
 
 
 @dataclass(frozen=True)

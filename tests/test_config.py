@@ -277,3 +277,19 @@ def test_arbitrary_text_never_crashes_the_loader(text: str) -> None:
         load_config_text(text, "fuzz.yaml", env={})
     except ConfigError as exc:
         assert all(str(p).startswith("fuzz.yaml:") for p in exc.problems)
+
+
+def test_type_defaults_come_before_agent_defaults() -> None:
+    config = load_config_text(
+        "agent: {defaults: {interval: 30s, timeout: 5s}}\n"
+        "checks:\n"
+        "  - {name: repo, type: restic, repository: /srv/restic}\n"
+        "  - {name: repo2, type: borg, repository: /srv/borg, timeout: 20m}\n"
+        "  - {name: mem, type: memory}\n",
+        "t.yaml",
+        env={},
+    )
+    repo, repo2, mem = config.checks
+    assert (repo.interval, repo.timeout) == (3600.0, 3600.0)
+    assert (repo2.interval, repo2.timeout) == (3600.0, 1200.0)
+    assert (mem.interval, mem.timeout) == (30.0, 5.0)
