@@ -293,3 +293,38 @@ def test_type_defaults_come_before_agent_defaults() -> None:
     assert (repo.interval, repo.timeout) == (3600.0, 3600.0)
     assert (repo2.interval, repo2.timeout) == (3600.0, 1200.0)
     assert (mem.interval, mem.timeout) == (30.0, 5.0)
+
+
+def test_yaml_features_aliases_merge_keys_and_their_errors(tmp_path: Path) -> None:
+    path = tmp_path / "y.yaml"
+    path.write_text(
+        "defaults: &fast {interval: 5s, timeout: 1s}\n"
+        "checks:\n"
+        "  - {<<: *fast, name: a, type: memory}\n"
+        "  - <<: *fast\n"
+        "    name: b\n"
+        "    type: memory\n"
+        "    timeout: 2s\n"
+        "  - {name: c, type: memory, labels: *nope}\n"
+        "  - {name: d, type: memory, labels: {x: !secret y}}\n"
+    )
+    with pytest.raises(ConfigError) as caught:
+        load_config(path, env={})
+    assert [str(p) for p in caught.value.problems] == [
+        f"{path}:1: defaults: unknown key",
+        f"{path}:8: checks[2].labels: undefined alias *nope",
+        f"{path}:9: checks[3].labels.x: could not determine a constructor for the tag '!secret'",
+    ]
+    path.write_text(
+        "\n".join(path.read_text().splitlines()[1:7]).replace("*fast", "{interval: 5s}")
+    )
+    a, b = load_config(path, env={}).checks
+    assert (a.interval, b.interval, b.timeout) == (5.0, 5.0, 2.0)
+
+
+def test_second_document_is_an_error() -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_config_text("checks: []\n---\nchecks: []\n", "two.yaml", env={})
+    assert [str(p) for p in caught.value.problems] == [
+        "two.yaml:2: yaml: expected a single document in the stream"
+    ]

@@ -9,9 +9,8 @@ from __future__ import annotations
 
 import logging
 import re
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-import apprise
 from pydantic import Field
 
 from alerting.channels.base import ChannelConfig
@@ -21,6 +20,9 @@ from alerting.channels.interface import (
     RetryableError,
     classify_status,
 )
+
+if TYPE_CHECKING:
+    import apprise
 
 _STATUS = re.compile(r"error=(\d{3})")
 # Apprise logs plugin details (addresses, sometimes URLs) on its own logger: keep them out
@@ -41,6 +43,10 @@ class AppriseChannel:
         self.config = config
 
     def _build(self) -> apprise.Apprise:
+        # Imported on first use: apprise and its plugins cost ~15 MB of RSS, paid
+        # only by agents that configure an apprise channel.
+        import apprise
+
         notifier = apprise.Apprise()
         for index, url in enumerate(self.config.urls):
             if not notifier.add(url):
