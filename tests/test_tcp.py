@@ -100,3 +100,17 @@ async def test_banner_match_and_mismatch(serve: Callable[[Handler], Awaitable[in
 def test_send_escapes() -> None:
     assert unescape("GET / HTTP/1.0\\r\\n\\r\\n") == "GET / HTTP/1.0\r\n\r\n"
     assert unescape("tab\\there") == "tab\there"
+
+
+def test_os_error_texts_are_plain_words() -> None:
+    import errno
+    import socket
+
+    from checks.base import os_error_text
+
+    # Built by hand: resolving a name for real would ask a DNS server off loopback.
+    assert os_error_text(socket.gaierror(socket.EAI_NONAME, "Name or service not known")) == (
+        "cannot resolve the name: name or service not known"
+    )
+    assert os_error_text(ConnectionRefusedError(errno.ECONNREFUSED, "x")) == "connection refused"
+    assert os_error_text(TimeoutError()) == "timed out"
