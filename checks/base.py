@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import enum
 import os
-import socket
 import re
+import socket
 import time
 import typing
 from collections.abc import Callable, Mapping
