@@ -81,6 +81,17 @@ def check_name(value: str) -> str:
     return value
 
 
+def valid_regex(value: str) -> str:
+    try:
+        re.compile(value)
+    except re.error as exc:
+        raise ValueError(f"invalid regex {value!r}: {exc}") from None
+    return value
+
+
+# A Python regex, checked when the config loads.
+Regex = Annotated[str, AfterValidator(valid_regex)]
+
 # Names of checks, channels, departments and systems: safe in URLs, labels and dedup keys.
 Name = Annotated[str, AfterValidator(check_name)]
 

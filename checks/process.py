@@ -7,27 +7,17 @@ import re
 from typing import Annotated, Literal
 
 import psutil
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, model_validator
 
-from checks.base import CheckConfig, CheckContext, CheckResult, CheckType, critical, ok
+from checks.base import CheckConfig, CheckContext, CheckResult, CheckType, Regex, critical, ok
 
 
 class ProcessConfig(CheckConfig):
     type: Literal["process"]
-    name_regex: str | None = Field(default=None, alias="name_regex")
-    cmdline_regex: str | None = None
+    name_regex: Regex | None = None
+    cmdline_regex: Regex | None = None
     min_count: Annotated[int, Field(ge=0)] = 1
     max_count: Annotated[int, Field(ge=0)] | None = None
-
-    @field_validator("name_regex", "cmdline_regex")
-    @classmethod
-    def _compiles(cls, value: str | None) -> str | None:
-        if value is not None:
-            try:
-                re.compile(value)
-            except re.error as exc:
-                raise ValueError(f"invalid regex {value!r}: {exc}") from None
-        return value
 
     @model_validator(mode="after")
     def _needs_matcher(self) -> ProcessConfig:

@@ -10,13 +10,14 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field
 
 from checks.base import (
     CheckConfig,
     CheckContext,
     CheckResult,
     CheckType,
+    Regex,
     Status,
     critical,
     ok,
@@ -46,7 +47,7 @@ class TcpConfig(CheckConfig):
     host: str
     port: Annotated[int, Field(ge=1, le=65535)]
     send: str | None = None
-    expect: str | None = None
+    expect: Regex | None = None
     # `true`, or the options of the http check's `tls:` (verify, ca_file, warn_days ...).
     tls: OptionalTls = None
 
@@ -54,16 +55,6 @@ class TcpConfig(CheckConfig):
         "tls_not_after": "tls_cert_not_after_timestamp_seconds",
         "tls_earliest_not_after": "tls_chain_earliest_not_after_timestamp_seconds",
     }
-
-    @field_validator("expect")
-    @classmethod
-    def _compiles(cls, value: str | None) -> str | None:
-        if value is not None:
-            try:
-                re.compile(value)
-            except re.error as exc:
-                raise ValueError(f"invalid regex {value!r}: {exc}") from None
-        return value
 
 
 class TcpCheck:
