@@ -179,7 +179,7 @@ class Agent:
                 rows.append((name, state.config.type, data))
         try:
             await self.store.save_results(rows)
-        except (StoreError, OSError, Exception) as exc:
+        except Exception as exc:  # the store may be full or gone: keep running, say so
             log.error("could not persist results", extra={"error": str(exc)})
 
     async def _flush_results_forever(self) -> None:

@@ -23,6 +23,8 @@ log = logging.getLogger("vaktpost.runtime")
 # job store and events); at 10,000 checks on 60 s that alone was 4-6 % of a core.
 # With slots a 60 s interval has at most 600 jobs, ~17 checks each at 10,000.
 SLOT = 0.1
+# First runs after start, in checks per second (see Runtime._first_runs).
+FIRST_RUN_RATE = 200.0
 
 
 def start_offset(name: str, interval: float) -> float:
@@ -49,6 +51,8 @@ class Runtime:
         self._running: set[str] = set()  # checks with a probe in flight: one at a time
         self._inflight: set[asyncio.Task[None]] = set()
         self._closing: set[asyncio.Task[None]] = set()
+        self._timers: list[asyncio.TimerHandle] = []
+        self._started: dict[str, float] = {}  # check -> when its last probe started
         self._scheduler = AsyncIOScheduler(
             timezone=UTC,
             job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": None},
@@ -95,6 +99,7 @@ class Runtime:
 
     def _remove(self, name: str) -> None:
         check = self.checks.pop(name)
+        self._started.pop(name, None)
         task = asyncio.get_running_loop().create_task(close_check(check))
         self._closing.add(task)
         task.add_done_callback(self._closing.discard)
@@ -109,6 +114,22 @@ class Runtime:
     def start(self) -> None:
         self._scheduler.start()
         self.last_tick = time.monotonic()
+        self._first_runs()
+
+    def _first_runs(self) -> None:
+        """A first result for every check soon after start, not up to an interval later.
+
+        Spread at FIRST_RUN_RATE checks a second (never beyond a check's interval),
+        so a large config does not start with a stampede either.
+        """
+        loop = asyncio.get_running_loop()
+        spread = max(1.0, len(self.checks) / FIRST_RUN_RATE)
+        for name, check in self.checks.items():
+            due = loop.time() + start_offset(name, min(spread, check.config.interval))
+            self._timers.append(loop.call_at(due, self._spawn_first, name, due))
+
+    def _spawn_first(self, name: str, due: float) -> None:
+        self._spawn(name, asyncio.get_running_loop().time() - due)
 
     @property
     def healthy(self) -> bool:
@@ -124,6 +145,8 @@ class Runtime:
         """Stop scheduling; let in-flight probes finish within `grace`, then cancel them."""
         if self._scheduler.running:
             self._scheduler.shutdown(wait=False)
+        for timer in self._timers:
+            timer.cancel()
         pending = set(self._inflight)
         if pending:
             _done, still = await asyncio.wait(pending, timeout=grace)
@@ -144,17 +167,25 @@ class Runtime:
             return
         lag = (time.time() - anchor) % interval
         lag = lag if lag < interval / 2 else 0.0
-        self.last_tick = time.monotonic()
-        loop = asyncio.get_running_loop()
+        self.last_tick = now = time.monotonic()
         for name in sorted(self._slots.get(job_id, ())):
-            check = self.checks.get(name)
-            if check is None or name in self._running:
-                continue  # like max_instances=1: the next run waits for the slow one
-            self.observe_lag(lag)
-            self._running.add(name)
-            task = loop.create_task(self._run(name, check))
-            self._inflight.add(task)
-            task.add_done_callback(self._inflight.discard)
+            # A first run just after start stands in for the slot's first firing:
+            # two runs in one interval would count as two failures in a row.
+            if now - self._started.get(name, -interval) < interval / 2:
+                continue
+            self._spawn(name, lag)
+
+    def _spawn(self, name: str, lag: float) -> None:
+        """Start one probe as its own task; skip a check whose last probe still runs."""
+        check = self.checks.get(name)
+        if check is None or name in self._running:
+            return  # like max_instances=1: the next run waits for the slow one
+        self.observe_lag(lag)
+        self._started[name] = time.monotonic()
+        self._running.add(name)
+        task = asyncio.get_running_loop().create_task(self._run(name, check))
+        self._inflight.add(task)
+        task.add_done_callback(self._inflight.discard)
 
     async def _run(self, name: str, check: Check) -> None:
         try:

@@ -62,9 +62,15 @@ def test_uplink_down_uses_fallback_then_internet_again(tmp_path: Path) -> None:
                 app=app.port,
             )
         )
+        app.open()
         with daemon(cfg, tmp_path / "daemon.log"):
-            # The dead uplink is an incident of its own (no channels): which of the two
-            # is confirmed first, and so gets id 1, is a race. Find the app's id.
+            # The app fails only once the agent knows the uplink is down: before
+            # that, right after start, the internet channel is rightly tried first.
+            wait_for(lambda: check_status(port, "uplink") == "critical", 10, "uplink seen down")
+            wait_for(lambda: check_status(port, "app") == "ok", 10, "app seen up")
+            app.close()
+            # The dead uplink is an incident of its own (no channels): ids are a race
+            # between the two. Find the app's id.
             (first,) = wait_for(
                 lambda: [k for k in lan.dedup_keys() if re.fullmatch(r"up/water/scada/\d+/0", k)],
                 15,

@@ -216,3 +216,22 @@ async def test_health_follows_the_scheduler(tmp_path: Path) -> None:
     assert not runtime.healthy
     await runtime.stop(grace=1)
     assert not runtime.healthy
+
+
+async def test_first_results_come_soon_after_start_not_an_interval_later(tmp_path: Path) -> None:
+    text = "".join(f"  - {{name: m{i}, type: memory, interval: 1h}}\n" for i in range(20))
+    config = load_config_text("checks:\n" + text, "t.yaml", env={})
+    book = ResultBook()
+    lags: list[float] = []
+    runtime = Runtime(book, CheckContext(tmp_path, "t"), 10, lags.append)
+    runtime.apply(config.checks)
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    runtime.start()
+    try:
+        # 20 checks at 200/s spread over at most 1 s, though their interval is an hour.
+        await wait_for(lambda: all(s.result is not None for s in book.states.values()), 3.0)
+        assert loop.time() - started < 1.5
+        assert len(lags) == 20 and max(lags) < 0.05
+    finally:
+        await runtime.stop(grace=1)
