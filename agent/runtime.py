@@ -53,6 +53,7 @@ class Runtime:
         self._closing: set[asyncio.Task[None]] = set()
         self._timers: list[asyncio.TimerHandle] = []
         self._started: dict[str, float] = {}  # check -> when its last probe started
+        self._origin = time.time()
         self._scheduler = AsyncIOScheduler(
             timezone=UTC,
             job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": None},
@@ -82,8 +83,10 @@ class Runtime:
             members.add(name)
             return
         self._slots[job_id] = {name}
-        # Anchor in the past so the first run lands at the slot within one interval.
-        anchor = now - (now % interval) + slot * SLOT
+        # Phases count from this runtime's start, not from the epoch: a check's first
+        # run after start (at a share of a shorter spread, see _first_runs) then
+        # always comes before its slot's first firing, which it stands in for.
+        anchor = self._origin + (now - self._origin) // interval * interval + slot * SLOT
         if anchor <= now:
             anchor += interval
         self._anchors[job_id] = anchor
@@ -129,6 +132,8 @@ class Runtime:
             self._timers.append(loop.call_at(due, self._spawn_first, name, due))
 
     def _spawn_first(self, name: str, due: float) -> None:
+        if name in self._started:  # its slot fired first (large configs): nothing to add
+            return
         self._spawn(name, asyncio.get_running_loop().time() - due)
 
     @property

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 from collections import Counter
 from pathlib import Path
 
@@ -235,3 +236,24 @@ async def test_first_results_come_soon_after_start_not_an_interval_later(tmp_pat
         assert len(lags) == 20 and max(lags) < 0.05
     finally:
         await runtime.stop(grace=1)
+
+
+async def test_first_run_stands_in_for_the_first_slot(tmp_path: Path) -> None:
+    text = "".join(f"  - {{name: m{i}, type: memory, interval: 400ms}}\n" for i in range(20))
+    config = load_config_text("checks:\n" + text, "t.yaml", env={})
+    book = ResultBook()
+    finished: dict[str, list[float]] = {}
+    book.listeners.append(
+        lambda s: finished.setdefault(s.config.name, []).append(asyncio.get_running_loop().time())
+    )
+    runtime = Runtime(book, CheckContext(tmp_path, "t"), 50)
+    runtime.apply(config.checks)
+    runtime.start()
+    try:
+        await wait_for(lambda: all(len(finished.get(f"m{i}", [])) >= 3 for i in range(20)), 5.0)
+    finally:
+        await runtime.stop(grace=1)
+    for name, times in finished.items():
+        gaps = [b - a for a, b in itertools.pairwise(times)]
+        # Never two runs within half an interval (two failures would count too fast).
+        assert min(gaps) >= 0.2 - 0.02, (name, gaps)
