@@ -21,7 +21,9 @@ if TYPE_CHECKING:
 class AlertingComponent:
     def __init__(self, agent: Agent) -> None:
         self.agent = agent
-        self.service = AlertingService(agent.config, agent.store)
+        self.service = AlertingService(
+            agent.config, agent.store, healthy=lambda: agent.runtime.healthy
+        )
         self.routes: list[web.RouteDef] = AlertingApi(self.service).routes()
         self._collector = AlertingCollector(
             lambda: self.service.engine,

@@ -36,14 +36,21 @@ async def ping_once(session: aiohttp.ClientSession, url: str) -> str | None:
         return type(exc).__name__
 
 
-async def heartbeat_forever(url: str, interval: float, probe_timeout: float) -> None:
-    """GET `url` every `interval` seconds (on a fixed cadence; a slow ping delays only itself)."""
+async def heartbeat_forever(
+    url: str, interval: float, probe_timeout: float, healthy: Callable[[], bool] = lambda: True
+) -> None:
+    """GET `url` every `interval` seconds (on a fixed cadence; a slow ping delays only itself).
+
+    No ping while `healthy()` is false: a dead man's switch must also fire when the
+    agent still runs but its scheduler no longer probes anything.
+    """
     timeout = aiohttp.ClientTimeout(total=min(probe_timeout, max(interval, 1.0)))
     async with aiohttp.ClientSession(timeout=timeout) as session:
         due = time.monotonic()
         while True:
-            problem = await ping_once(session, url)
-            if problem is not None:
+            if not healthy():
+                log.warning("heartbeat withheld: the scheduler is not running checks")
+            elif (problem := await ping_once(session, url)) is not None:
                 log.warning("heartbeat failed", extra={"url": safe_url(url), "error": problem})
             due = max(due + interval, time.monotonic())
             await asyncio.sleep(due - time.monotonic())

@@ -37,8 +37,10 @@ class AlertingService:
         store: Store,
         backoff: Backoff | None = None,
         clock: Callable[[], float] = time.time,
+        healthy: Callable[[], bool] = lambda: True,
     ) -> None:
         self.config = config
+        self.healthy = healthy  # the check scheduler's health: gates the heartbeat
         self.store = IncidentStore(store)
         self.backoff = backoff
         self.clock = clock
@@ -257,7 +259,10 @@ class AlertingService:
             self._selfwatch.append(
                 asyncio.create_task(
                     heartbeat_forever(
-                        agent.heartbeat.url, agent.heartbeat.interval, agent.defaults.timeout
+                        agent.heartbeat.url,
+                        agent.heartbeat.interval,
+                        agent.defaults.timeout,
+                        self.healthy,
                     )
                 )
             )

@@ -220,3 +220,41 @@ def test_peers_watch_each_other_and_a_silent_peer_is_an_incident(tmp_path: Path)
                 assert http_get(base_a + "/api/v1/incidents?state=open")[1].count('"id"') == 0
             # B never saw A silent: nothing was sent from B.
             assert hook_b.receiver.received == []
+
+
+async def test_heartbeat_is_withheld_while_the_scheduler_is_unhealthy() -> None:
+    import asyncio
+
+    from aiohttp import web
+
+    from alerting.selfwatch import heartbeat_forever
+
+    pings: list[float] = []
+
+    async def ping(_request: web.Request) -> web.Response:
+        pings.append(time.monotonic())
+        return web.Response(text="ok")
+
+    app = web.Application()
+    app.router.add_get("/ping", ping)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    healthy = False
+    task = asyncio.create_task(
+        heartbeat_forever(f"http://127.0.0.1:{port}/ping", 0.05, 1.0, lambda: healthy)
+    )
+    try:
+        # Hold a stuck scheduler for a few heartbeat intervals: nothing may go out.
+        await asyncio.sleep(0.3)
+        assert pings == []
+        healthy = True
+        async with asyncio.timeout(5):
+            while len(pings) < 2:
+                await asyncio.sleep(0.01)
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        await runner.cleanup()
