@@ -96,7 +96,7 @@ def test_drill_to_an_unreachable_channel_fails_but_prints_the_timeline(tmp_path:
 
 
 def test_drill_payloads_in_swedish_and_as_alertmanager_alerts(tmp_path: Path) -> None:
-    config = config_from(CONFIG.format(language="sv", state=tmp_path, hook="http://x/"))
+    config = config_from(CONFIG.format(language="sv", state=tmp_path, hook="http://hook.invalid/"))
     result = run_drill(config, "social/case", 4 * 3600, 1_700_000_000.0)
     payloads = drill_payloads(result, "R1", "sv")
     assert [p["dedup_key"] for p in payloads] == [
