@@ -154,6 +154,15 @@ _NOISE = re.compile(
 )
 
 
+def tool_failure(
+    tool: str, out: ToolOutput, known: Callable[[ToolOutput], ToolError | None]
+) -> ToolError:
+    """The tool's own known reason, else its exit code and first error lines."""
+    return known(out) or ToolError(
+        Status.UNKNOWN, f"{tool} failed (exit {out.code}): {summarize(out.stderr)}"
+    )
+
+
 def summarize(text: str, limit: int = 3) -> str:
     """The first few meaningful lines of a tool's error output, for a one-line message."""
     seen: list[str] = []

@@ -10,7 +10,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Literal
 
-from checks.backup_tool import ToolError, ToolOutput, run_tool, scan_lines, summarize
+from checks.backup_tool import ToolError, ToolOutput, run_tool, scan_lines, summarize, tool_failure
 from checks.base import CheckType, Status
 from checks.repository import (
     RESTORE_MAX_BYTES,
@@ -68,9 +68,7 @@ def known_error(out: ToolOutput) -> ToolError | None:
 
 
 def classify(out: ToolOutput) -> ToolError:
-    return known_error(out) or ToolError(
-        Status.UNKNOWN, f"borg failed (exit {out.code}): {summarize(out.stderr)}"
-    )
+    return tool_failure("borg", out, known_error)
 
 
 class BorgCheck(RepositoryCheck):

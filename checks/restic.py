@@ -11,7 +11,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field, field_validator
 
-from checks.backup_tool import ToolError, ToolOutput, run_tool, scan_lines, summarize
+from checks.backup_tool import ToolError, ToolOutput, run_tool, scan_lines, summarize, tool_failure
 from checks.base import CheckType, Status
 from checks.repository import (
     RESTORE_MAX_BYTES,
@@ -66,9 +66,7 @@ def known_error(out: ToolOutput) -> ToolError | None:
 
 
 def classify(out: ToolOutput) -> ToolError:
-    return known_error(out) or ToolError(
-        Status.UNKNOWN, f"restic failed (exit {out.code}): {summarize(out.stderr)}"
-    )
+    return tool_failure("restic", out, known_error)
 
 
 class ResticCheck(RepositoryCheck):
