@@ -103,7 +103,6 @@ class CheckExposition:
         self.families = [(n, t, h) for n, t, h in _CORE] + [
             (n, "gauge", h) for n, h in fact_families().items()
         ]
-        self._rendered_for: dict[str, object] = {}
         # Which checks can emit each fact family: most families belong to one check
         # type, and walking all 10,000 checks for each of ~28 families cost 30 ms a
         # scrape. Rebuilt when the book is reconfigured (it then holds a new dict).
@@ -123,13 +122,9 @@ class CheckExposition:
         states = list(self.book.states.values())
         for state in states:
             key = (state.result, state.consecutive_failures)
-            if self._rendered_for.get(state.config.name) != key:
+            if state.rendered_key != key:
                 state.rendered = render_state(state)
-                self._rendered_for[state.config.name] = key
-        if len(self._rendered_for) > 2 * len(states) + 16:  # forget removed checks
-            self._rendered_for = {
-                s.config.name: self._rendered_for.get(s.config.name) for s in states
-            }
+                state.rendered_key = key
         members = self._fact_members()
         parts: list[str] = []
         for name, kind, help_text in self.families:

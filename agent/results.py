@@ -23,6 +23,7 @@ class CheckState:
     # Rendered exposition lines per metric family, rebuilt on each result so a
     # scrape only joins strings (see agent/metrics.py).
     rendered: dict[str, str] = field(default_factory=dict)
+    rendered_key: object = None  # (result, consecutive_failures) that `rendered` shows
 
     @property
     def confirmed_failing(self) -> bool:
