@@ -43,8 +43,11 @@ async def errors_as_json(
         if exc.status < 400:
             raise
         response = json_error(exc.status, exc.reason)
-        if "WWW-Authenticate" in exc.headers:  # a 401 must say how to log in
-            response.headers["WWW-Authenticate"] = exc.headers["WWW-Authenticate"]
+        # Keep what the exception says beyond its body (WWW-Authenticate on a 401,
+        # Allow on a 405): only the body becomes JSON.
+        for key, value in exc.headers.items():
+            if key not in ("Content-Type", "Content-Length"):
+                response.headers[key] = value
         return response
     except Exception:
         log.exception("request failed", extra={"path": request.path})
