@@ -283,14 +283,17 @@ async def test_keepalive_reuses_the_connection(targets: Targets) -> None:
     [
         ({"url": "ftp://x/"}, "scheme must be http or https"),
         ({"url": "http:///x"}, "no host"),
-        ({"url": "http://h.invalid/", "expect": {"status": ["2x"]}}, "invalid status '2x'"),
-        ({"url": "http://h.invalid/", "expect": {"body_regex": "("}}, "invalid regex"),
-        ({"url": "http://h.invalid/", "basic_auth": {"username": "u"}}, "exactly one of password"),
-        ({"url": "http://h.invalid/", "tls": {"warn_days": 3, "critical_days": 5}}, "must not exceed"),
-        ({"url": "http://h.invalid/", "tls": {"key_file": "/k"}}, "key_file needs cert_file"),
-        ({"url": "http://h.invalid/", "ip_version": 5}, "ip_version"),
+        ({"url": "http://a.invalid/", "expect": {"status": ["2x"]}}, "invalid status '2x'"),
+        ({"url": "http://a.invalid/", "expect": {"body_regex": "("}}, "invalid regex"),
+        ({"url": "http://a.invalid/", "basic_auth": {"username": "u"}}, "exactly one of password"),
+        (
+            {"url": "http://a.invalid/", "tls": {"warn_days": 3, "critical_days": 5}},
+            "must not exceed",
+        ),
+        ({"url": "http://a.invalid/", "tls": {"key_file": "/k"}}, "key_file needs cert_file"),
+        ({"url": "http://a.invalid/", "ip_version": 5}, "ip_version"),
         ({"url": "http://[::1]/", "ip_version": 4}, "ip_version 4 but the url's host ::1 is IPv6"),
-        ({"url": "http://h.invalid/", "bogus": 1}, "bogus"),
+        ({"url": "http://a.invalid/", "bogus": 1}, "bogus"),
     ],
 )
 def test_config_errors(keys: dict[str, object], error: str) -> None:
