@@ -88,7 +88,7 @@ class IncidentStore:
                 n.kind,
                 n.created_at,
                 _dumps(n.payload),
-                n.created_at,
+                n.created_at if n.due_at is None else n.due_at,
             )
             for n in out.notifications
         ]

@@ -49,6 +49,10 @@ class Incident:
     started_at: float
     checks: list[str] = field(default_factory=list)  # confirmed failing checks
     impacted: list[tuple[str | None, str]] = field(default_factory=list)
+    # Down only through `unreachable` checks: the incident of the root cause, and the
+    # root checks themselves (the grouping key; kept after recovery for the resolved notice).
+    caused_by: int | None = None
+    root: str = ""
     steps_taken: list[int] = field(default_factory=list)
     steps_muted: list[int] = field(default_factory=list)  # taken while silenced
     current_step: int | None = None
@@ -115,6 +119,8 @@ class Notification:
     kind: NotificationKind
     created_at: float
     payload: dict[str, Any]
+    # Held until then so notifications of one root cause can go out as one message.
+    due_at: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,12 +143,15 @@ class Outcome:
     events: list[Event] = field(default_factory=list)
     incidents: dict[int, Incident] = field(default_factory=dict)
     checks: dict[str, CheckTrack] = field(default_factory=dict)
+    # Engine calls that raised and were rolled back (the service logs and counts them).
+    errors: list[str] = field(default_factory=list)
 
     def merge(self, other: Outcome) -> None:
         self.notifications.extend(other.notifications)
         self.events.extend(other.events)
         self.incidents.update(other.incidents)
         self.checks.update(other.checks)
+        self.errors.extend(other.errors)
 
     def __bool__(self) -> bool:
         return bool(self.notifications or self.events or self.incidents or self.checks)
