@@ -21,6 +21,9 @@ from alerting.channels.interface import safe_url
 from alerting.plan import peer_check_name
 
 log = logging.getLogger("vaktpost.selfwatch")
+# The heartbeat starts with the alerting component, a moment before the check
+# scheduler: how long a not-yet-healthy scheduler counts as starting, not stuck.
+START_GRACE = 10.0
 Observe = Callable[[str, str, str, float], None]
 
 
@@ -42,12 +45,18 @@ async def heartbeat_forever(
     """GET `url` every `interval` seconds (on a fixed cadence; a slow ping delays only itself).
 
     No ping while `healthy()` is false: a dead man's switch must also fire when the
-    agent still runs but its scheduler no longer probes anything.
+    agent still runs but its scheduler no longer probes anything. The first ping
+    waits up to START_GRACE for the scheduler to start, then goes out at once.
     """
     timeout = aiohttp.ClientTimeout(total=min(probe_timeout, max(interval, 1.0)))
     async with aiohttp.ClientSession(timeout=timeout) as session:
         due = time.monotonic()
+        starting_until = due + START_GRACE
         while True:
+            if not healthy() and time.monotonic() < starting_until:
+                await asyncio.sleep(0.05)  # the runtime has no start event to wait on
+                continue
+            starting_until = 0.0
             if not healthy():
                 log.warning("heartbeat withheld: the scheduler is not running checks")
             elif (problem := await ping_once(session, url)) is not None:
