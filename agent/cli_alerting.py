@@ -92,6 +92,12 @@ def cmd_drill(args: argparse.Namespace) -> int:
     return 0
 
 
+_FALLBACK_HEADING = {
+    "sv": ("Reservrutin", "(ingen reservrutin angiven för systemet)"),
+    "en": ("Fallback", "(no fallback routine configured for the system)"),
+}
+
+
 def print_drill(result: DrillResult) -> None:
     from agent.cli import print_table
 
@@ -106,6 +112,10 @@ def print_drill(result: DrillResult) -> None:
         for e in result.to_json()["events"]
     ]
     print_table(["AT", "EVENT", "STEP", "CHANNELS", "MESSAGE"], rows)
+    heading, none = _FALLBACK_HEADING.get(result.language, _FALLBACK_HEADING["en"])
+    print(f"\n{heading}:")
+    for line in (result.fallback or none).splitlines():
+        print(f"  {line}".rstrip())
 
 
 async def send_drill(result: DrillResult, name: str, config: Any, language: str) -> int:

@@ -27,7 +27,12 @@ class DrillResult:
     start: float
     rto: float | None
     mtpd: float | None
+    fallback: str = ""
+    language: str = "sv"
     events: list[Event] = field(default_factory=list)
+    # The text the event's notification carries, marked as a drill as `--send-to`
+    # sends it (None: the event sends nothing), index for index with `events`.
+    texts: list[str | None] = field(default_factory=list)
     notifications: list[Notification] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
@@ -36,6 +41,7 @@ class DrillResult:
             "system": self.system,
             "rto_seconds": self.rto,
             "mtpd_seconds": self.mtpd,
+            "fallback": self.fallback,
             "events": [
                 {
                     "at_seconds": round(e.at - self.start, 3),
@@ -43,8 +49,9 @@ class DrillResult:
                     "step": e.step,
                     "channels": list(e.channels),
                     "message": e.message,
+                    "text": text,
                 }
-                for e in self.events
+                for e, text in zip(self.events, self.texts, strict=True)
             ],
         }
 
@@ -88,7 +95,9 @@ def run_drill(
     unit = engine.plan.units.get(key)
     if unit is None:
         raise DrillError(f"unknown system {target!r}: use DEPARTMENT/SYSTEM")
-    result = DrillResult(key[0], key[1], start, unit.rto, unit.mtpd)
+    result = DrillResult(
+        key[0], key[1], start, unit.rto, unit.mtpd, unit.fallback.strip(), engine.plan.language
+    )
     _collect(result, fail_unit(engine, key, start))
     ack_at = start + ack_after if ack_after is not None else None
     recover_at = start + recover_after if recover_after is not None else None
@@ -110,9 +119,28 @@ def run_drill(
     return result
 
 
+_SENDS = {"notify": "firing", "repeat": "repeat", "resolved": "resolved"}
+
+
 def _collect(result: DrillResult, out: Outcome) -> None:
     result.events.extend(out.events)
+    result.texts.extend(_text_of(event, out.notifications, result.language) for event in out.events)
     result.notifications.extend(out.notifications)
+
+
+def _text_of(event: Event, notifications: list[Notification], language: str) -> str | None:
+    """The text of the notification this event stands for, from the same engine call."""
+    kind = _SENDS.get(event.kind)
+    if kind is None or not event.channels:
+        return None  # a muted step or a breach: nothing is sent
+    for note in notifications:
+        if (
+            note.incident_id == event.incident_id
+            and note.kind == kind
+            and note.payload.get("step") == event.step
+        ):
+            return drill_text(str(note.payload["text"]), note.incident_id, language=language)
+    return None
 
 
 def drill_payloads(result: DrillResult, run_id: str, language: str) -> list[dict[str, Any]]:
