@@ -119,7 +119,12 @@ def run_drill(
     return result
 
 
-_SENDS = {"notify": "firing", "repeat": "repeat", "resolved": "resolved"}
+_SENDS = {
+    "notify": "firing",
+    "repeat": "repeat",
+    "acknowledged": "acknowledged",
+    "resolved": "resolved",
+}
 
 
 def _collect(result: DrillResult, out: Outcome) -> None:
@@ -131,8 +136,8 @@ def _collect(result: DrillResult, out: Outcome) -> None:
 def _text_of(event: Event, notifications: list[Notification], language: str) -> str | None:
     """The text of the notification this event stands for, from the same engine call."""
     kind = _SENDS.get(event.kind)
-    if kind is None or not event.channels:
-        return None  # a muted step or a breach: nothing is sent
+    if kind is None:
+        return None  # a breach or an opening: nothing is sent
     for note in notifications:
         if (
             note.incident_id == event.incident_id
@@ -140,7 +145,7 @@ def _text_of(event: Event, notifications: list[Notification], language: str) -> 
             and note.payload.get("step") == event.step
         ):
             return drill_text(str(note.payload["text"]), note.incident_id, language=language)
-    return None
+    return None  # muted, or nobody to tell
 
 
 def drill_payloads(result: DrillResult, run_id: str, language: str) -> list[dict[str, Any]]:

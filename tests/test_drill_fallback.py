@@ -69,8 +69,12 @@ def test_json_has_the_fallback_and_the_text_each_event_would_send(tmp_path: Path
         assert event["text"].startswith("[DRILL] "), event
         assert "vaktpost ack" not in event["text"], event
     assert "RTO breached: start the fallback routine" in sent[1]["text"]
-    resolved = json.loads(drill(tmp_path, "json", "sv", "--recover-after", "3h"))["events"][-1]
-    assert resolved["kind"] == "resolved" and resolved["text"].startswith("[ÖVNING]")
+    swedish = json.loads(
+        drill(tmp_path, "json", "sv", "--ack-after", "1h", "--recover-after", "3h")
+    )["events"]
+    texts = {e["kind"]: e["text"] for e in swedish}
+    assert texts["acknowledged"].startswith("[ÖVNING]")
+    assert texts["resolved"].startswith("[ÖVNING]")
     # Events that send nothing carry no text.
     breach = next(e for e in doc["events"] if e["kind"] == "rto_breached")
     assert breach["text"] is None
