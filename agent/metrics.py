@@ -16,6 +16,7 @@ from prometheus_client.process_collector import ProcessCollector
 from agent import __version__
 from agent.results import CheckState, ResultBook
 from checks.base import Status
+from checks.command import perfdata_of
 from checks.registry import CHECK_TYPES
 
 PREFIX = "vaktpost_"
@@ -40,6 +41,12 @@ _CORE = [
 
 
 _CORE_NAMES = frozenset(name for name, _kind, _help in _CORE)
+# command checks: each perfdata value of the plugin's last output, in its own unit.
+_PERFDATA = (
+    "check_perfdata",
+    "gauge",
+    "Perfdata of a command check's last output, in the plugin's unit (label unit).",
+)
 
 
 def fact_families() -> dict[str, str]:
@@ -94,14 +101,25 @@ def render_state(state: CheckState) -> dict[str, str]:
     for fact, metric in state.config.metric_facts.items():
         if fact in result.facts:
             out[metric] = _line(metric, by_check, result.facts[fact])
+    if perf := perfdata_of(result):
+        out["check_perfdata"] = "".join(
+            _line(
+                "check_perfdata",
+                f'{by_check},label="{_escape(p.label)}",unit="{_escape(p.unit)}"',
+                p.value,
+            )
+            for p in perf
+        )
     return out
 
 
 class CheckExposition:
     def __init__(self, book: ResultBook) -> None:
         self.book = book
-        self.families = [(n, t, h) for n, t, h in _CORE] + [
-            (n, "gauge", h) for n, h in fact_families().items()
+        self.families = [
+            *_CORE,
+            *[(n, "gauge", h) for n, h in fact_families().items()],
+            _PERFDATA,
         ]
         # Which checks can emit each fact family: most families belong to one check
         # type, and walking all 10,000 checks for each of ~28 families cost 30 ms a
@@ -115,6 +133,8 @@ class CheckExposition:
             for state in self.book.states.values():
                 for metric in state.config.metric_facts.values():
                     members.setdefault(metric, []).append(state)
+                if state.config.type == "command":
+                    members.setdefault(_PERFDATA[0], []).append(state)
             self._members, self._members_of = members, self.book.states
         return self._members
 

@@ -7,6 +7,7 @@ import contextlib
 import os
 import re
 import signal
+from dataclasses import dataclass
 from typing import Annotated, Literal
 
 from pydantic import Field
@@ -33,23 +34,60 @@ class CommandConfig(CheckConfig):
     argv: Annotated[tuple[str, ...], Field(min_length=1)]
 
 
+@dataclass(frozen=True, slots=True)
+class Perf:
+    """One perfdata value as the plugin printed it: label unquoted, value in `unit`."""
+
+    label: str
+    value: float
+    unit: str
+
+
+class PerfFacts(dict[str, float]):
+    """The facts of a plugin's output, carrying its perfdata as printed.
+
+    The runner rebuilds every result but hands the facts mapping on as it is, so
+    the perfdata reaches the metrics (vaktpost_check_perfdata) on it without a
+    change to the facts' JSON.
+    """
+
+    __slots__ = ("perfdata",)
+
+    def __init__(self, facts: dict[str, float], perfdata: tuple[Perf, ...] = ()) -> None:
+        super().__init__(facts)
+        self.perfdata = perfdata
+
+
+def perfdata_of(result: CheckResult) -> tuple[Perf, ...]:
+    return result.facts.perfdata if isinstance(result.facts, PerfFacts) else ()
+
+
+def unquote(label: str) -> str:
+    return label[1:-1].replace("''", "'") if label.startswith("'") else label
+
+
 def fact_name(label: str) -> str:
-    return "perf_" + re.sub(r"[^a-zA-Z0-9_]", "_", label.strip("'").replace("''", "'"))
+    return "perf_" + re.sub(r"[^a-zA-Z0-9_]", "_", unquote(label))
 
 
-def parse_perfdata(text: str) -> dict[str, float]:
-    """Values are scaled to base units (ms to seconds, KB to bytes) like Prometheus."""
+def parse_perfdata(text: str) -> PerfFacts:
+    """Facts are scaled to base units (ms to seconds, KB to bytes) like Prometheus;
+    the perfdata keeps the printed value and unit. A label printed twice: the last wins."""
     facts: dict[str, float] = {}
+    printed: dict[str, Perf] = {}
     for label, value, uom in _PERF.findall(text):
         try:
             number = float(value)
         except ValueError:
             continue
         facts[fact_name(label)] = number * _UNIT_SCALE.get(uom, 1.0)
-    return facts
+        name = unquote(label)
+        printed.pop(name, None)
+        printed[name] = Perf(name, number, uom)
+    return PerfFacts(facts, tuple(printed.values()))
 
 
-def parse_output(raw: bytes) -> tuple[str, dict[str, float]]:
+def parse_output(raw: bytes) -> tuple[str, PerfFacts]:
     """First line's text is the message; perfdata after `|` on any line becomes facts."""
     text = raw.decode("utf-8", "replace")
     lines = text.splitlines() or [""]
@@ -97,7 +135,8 @@ class CommandCheck:
         status = _EXIT_STATUS.get(code)
         if status is None:
             reason = f"signal {-code}" if code < 0 else f"exit code {code}"
-            return unknown(f"plugin ended with {reason}: {message}".rstrip(": "), **facts)
+            text = f"plugin ended with {reason}: {message}".rstrip(": ")
+            return CheckResult(Status.UNKNOWN, text, facts)
         return CheckResult(status, message or f"exit code {code}, no output", facts)
 
 
