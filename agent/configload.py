@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import difflib
 import glob
+import os
+import stat
 import types
 import typing
 from pathlib import Path
@@ -17,10 +19,24 @@ from pydantic import BaseModel, ValidationError
 
 from agent.config import Config
 from agent.crossref import cross_reference
-from agent.yamlsource import Loc, LocDict, LocList, Problem, join_path, load_yaml, locate
+from agent.yamlsource import (
+    Loc,
+    LocDict,
+    LocList,
+    Problem,
+    join_path,
+    key_name,
+    load_yaml,
+    locate,
+)
+from checks.redact import redact_text
 
 _LIST_SECTIONS = ("checks", "departments", "maintenance")
 _MAP_SECTIONS = ("agent", "channels")
+# Limits (docs/config.md "Limits"): a 10,000-check file is about 2 MiB.
+MAX_FILE_BYTES = 4 * 1024 * 1024
+MAX_TOTAL_BYTES = 16 * 1024 * 1024
+MAX_FILES = 1000
 
 
 class ConfigError(Exception):
@@ -31,18 +47,58 @@ class ConfigError(Exception):
         super().__init__("\n".join(str(p) for p in self.problems))
 
 
+class FileRefused(Exception):
+    """A config file that cannot or must not be read; the text says why, naming no value."""
+
+
+def read_config_file(path: Path) -> str:
+    """A regular file of at most MAX_FILE_BYTES, as UTF-8.
+
+    Devices and FIFOs are refused before reading (`include: [/dev/zero]` would read
+    forever); O_NONBLOCK keeps a FIFO swapped in after the check from blocking open.
+    """
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    except OSError as exc:
+        raise FileRefused(f"cannot read: {_os_reason(exc)}") from None
+    try:
+        info = os.fstat(fd)
+        if stat.S_ISDIR(info.st_mode):
+            raise FileRefused("cannot read: is a directory")
+        if not stat.S_ISREG(info.st_mode):
+            raise FileRefused("cannot read: not a regular file (a device, FIFO or socket)")
+        if info.st_size > MAX_FILE_BYTES:
+            raise FileRefused(f"file too large: at most {MAX_FILE_BYTES // (1024 * 1024)} MiB")
+        with os.fdopen(fd, "rb", closefd=False) as f:
+            data = f.read(MAX_FILE_BYTES + 1)  # a file may grow after fstat
+    except OSError as exc:
+        raise FileRefused(f"cannot read: {_os_reason(exc)}") from None
+    finally:
+        os.close(fd)
+    if len(data) > MAX_FILE_BYTES:
+        raise FileRefused(f"file too large: at most {MAX_FILE_BYTES // (1024 * 1024)} MiB")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise FileRefused(f"cannot read: not UTF-8 text (byte {exc.start})") from None
+
+
+def _os_reason(exc: OSError) -> str:
+    return os.strerror(exc.errno).lower() if exc.errno else type(exc).__name__
+
+
 def load_config(path: str | Path, env: dict[str, str] | None = None) -> Config:
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError([Problem(Loc(str(path), 1), "(file)", f"cannot read: {exc}")]) from None
+        text = read_config_file(path)
+    except FileRefused as exc:
+        raise ConfigError([Problem(Loc(str(path), 1), "(file)", str(exc))]) from None
     return load_config_text(text, str(path), env)
 
 
 def load_config_text(text: str, file: str, env: dict[str, str] | None = None) -> Config:
     problems: list[Problem] = []
-    root = _load_tree(text, file, env, problems, seen=set())
+    root = _load_tree(text, file, env, problems, seen=set(), budget=[MAX_TOTAL_BYTES - len(text)])
     config = _validate(root, problems)
     problems.extend(cross_reference(root))
     if problems or config is None:
@@ -51,7 +107,12 @@ def load_config_text(text: str, file: str, env: dict[str, str] | None = None) ->
 
 
 def _load_tree(
-    text: str, file: str, env: dict[str, str] | None, problems: list[Problem], seen: set[str]
+    text: str,
+    file: str,
+    env: dict[str, str] | None,
+    problems: list[Problem],
+    seen: set[str],
+    budget: list[int],
 ) -> LocDict:
     data = load_yaml(text, file, problems, env)
     if data is None:
@@ -81,12 +142,28 @@ def _load_tree(
             if str(child.resolve()) in seen:
                 problems.append(Problem(where, f"include[{index}]", f"{child} is included twice"))
                 continue
+            if len(seen) >= MAX_FILES:
+                problems.append(
+                    Problem(where, f"include[{index}]", f"more than {MAX_FILES} config files")
+                )
+                return data
             try:
-                child_text = child.read_text(encoding="utf-8")
-            except (OSError, UnicodeDecodeError) as exc:
-                problems.append(Problem(where, f"include[{index}]", f"cannot read {child}: {exc}"))
+                child_text = read_config_file(child)
+            except FileRefused as exc:
+                problems.append(Problem(where, f"include[{index}]", f"{child}: {exc}"))
                 continue
-            sub = _load_tree(child_text, str(child), env, problems, seen)
+            budget[0] -= len(child_text)
+            if budget[0] < 0:
+                problems.append(
+                    Problem(
+                        where,
+                        f"include[{index}]",
+                        f"{child}: the config files together exceed "
+                        f"{MAX_TOTAL_BYTES // (1024 * 1024)} MiB",
+                    )
+                )
+                return data
+            sub = _load_tree(child_text, str(child), env, problems, seen, budget)
             _merge(data, sub, problems)
     return data
 
@@ -149,10 +226,14 @@ def _validate(root: LocDict, problems: list[Problem]) -> Config | None:
 def _problem(root: LocDict, error: Any) -> Problem:
     loc = _data_path(root, tuple(error["loc"]))
     kind = error["type"]
-    message = str(error["msg"]).removeprefix("Value error, ")
+    message = _without_values(str(error["msg"]).removeprefix("Value error, "), error.get("input"))
     where = locate(root, loc) or root.loc
-    path = "".join(f"[{k}]" if isinstance(k, int) else f".{k}" for k in loc).lstrip(".")
-    if kind == "extra_forbidden":
+    path = "".join(f"[{k}]" if isinstance(k, int) else f".{key_name(k)}" for k in loc).lstrip(".")
+    if kind == "extra_forbidden" and ":" in str(loc[-1]):
+        message = (
+            "unknown key (a mapping key containing ':'; did you forget a space after the colon?)"
+        )
+    elif kind == "extra_forbidden":
         message = "unknown key" + _did_you_mean(str(loc[-1]), _known_keys(root, loc[:-1]))
     elif kind == "missing":
         message = "missing required key"
@@ -160,7 +241,7 @@ def _problem(root: LocDict, error: Any) -> Problem:
     elif kind == "union_tag_invalid":
         tag = error["ctx"]["tag"]
         expected = [t.strip(" '") for t in error["ctx"]["expected_tags"].split(",")]
-        message = f"unknown type {tag!r}" + _did_you_mean(tag, expected)
+        message = "unknown type" + _did_you_mean(tag, expected)
         message += f"; known types: {', '.join(sorted(expected))}"
         loc = (*loc, "type")
         path += ".type"
@@ -168,6 +249,24 @@ def _problem(root: LocDict, error: Any) -> Problem:
     elif kind == "union_tag_not_found":
         message = "missing required key 'type'"
     return Problem(where, path or "(root)", message)
+
+
+def _without_values(message: str, value: Any) -> str:
+    """The message without the value it judged: `validate` prints key paths, never values.
+
+    A password pasted into the wrong key, or a URL with credentials, must not reach
+    a terminal or a CI log. Values are quoted by the validators that name them.
+    """
+    for text in _scalar_texts(value):
+        for quoted in dict.fromkeys((repr(text), f"'{text}'", f'"{text}"')):
+            message = message.replace(f" {quoted}", "").replace(quoted, "(the value)")
+    return redact_text(message)
+
+
+def _scalar_texts(value: Any, limit: int = 100) -> list[str]:
+    """The strings of a scalar or a list of scalars (a model's dict names things, keep it)."""
+    items = value if isinstance(value, list | tuple) else [value]
+    return [str(v) for v in items[:limit] if isinstance(v, str | int | float) and str(v)]
 
 
 def _data_path(root: Any, loc: tuple[Any, ...]) -> tuple[Any, ...]:

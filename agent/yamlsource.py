@@ -6,6 +6,7 @@ and merge keys (`<<`). Problems are collected, never raised one at a time.
 
 from __future__ import annotations
 
+import math
 import os
 import re
 from collections.abc import Iterator
@@ -45,11 +46,31 @@ class LocList(list[Any]):
 
 _ENV = re.compile(r"\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
+# Limits of one document (docs/config.md "Limits"): deeper nesting is a bomb, not a
+# config; aliases can make a small file expand to billions of values.
+MAX_DEPTH = 64
+MAX_VALUES = 2_000_000
+MAX_INT = 2**63 - 1
+
+# A flow-style typo `{password:SECRET}` makes the key `password:SECRET`.
+COLON_KEY = "<a key containing ':'>"
+
+
+def key_name(key: object) -> str:
+    """A key as shown in error paths; one holding ':' is a typo that may hold a secret."""
+    text = str(key)
+    return COLON_KEY if ":" in text else text
+
 
 def join_path(path: str, key: object) -> str:
     if isinstance(key, int):
         return f"{path}[{key}]"
-    return f"{path}.{key}" if path else str(key)
+    name = key_name(key)
+    return f"{path}.{name}" if path else name
+
+
+class _TooLarge(Exception):
+    """The document passed MAX_VALUES: stop building, report once."""
 
 
 class _Builder:
@@ -67,6 +88,10 @@ class _Builder:
         self._anchors: dict[str, Any] = {}
         self._open_anchors: set[str] = set()
         self._events: Iterator[yaml.Event] = iter(())
+        self._sizes: dict[str, int] = {}  # anchor -> values it expands to
+        self._values = 0
+        self._depth = 0
+        self._too_deep = False
 
     def loc(self, event: yaml.Event) -> Loc:
         mark = event.start_mark
@@ -83,8 +108,24 @@ class _Builder:
                         Problem(self.loc(event), "yaml", "expected a single document in the stream")
                     )
                     break
-                value = self.build(next(events), "")
+                try:
+                    value = self.build(next(events), "")
+                except _TooLarge:
+                    self.problems.append(
+                        Problem(
+                            self.loc(event),
+                            "yaml",
+                            f"the document expands to more than {MAX_VALUES} values "
+                            "(aliases of aliases?)",
+                        )
+                    )
+                    return None
         return value
+
+    def _count(self, values: int) -> None:
+        self._values += values
+        if self._values > MAX_VALUES:
+            raise _TooLarge
 
     def build(self, event: yaml.Event, path: str) -> Any:
         if isinstance(event, yaml.AliasEvent):
@@ -92,19 +133,50 @@ class _Builder:
         anchor = getattr(event, "anchor", None)
         if anchor:
             self._open_anchors.add(anchor)
-        if isinstance(event, yaml.MappingStartEvent):
-            value: Any = self._mapping(event, path)
-        elif isinstance(event, yaml.SequenceStartEvent):
-            value = self._sequence(event, path)
+        before = self._values
+        self._count(1)
+        if isinstance(event, yaml.MappingStartEvent | yaml.SequenceStartEvent):
+            value: Any = self._nested(event, path)
         else:
             value = self._scalar(event, path)
         if anchor:
             self._open_anchors.discard(anchor)
             self._anchors[anchor] = value
+            self._sizes[anchor] = self._values - before
         return value
+
+    def _nested(self, event: yaml.Event, path: str) -> Any:
+        if self._depth >= MAX_DEPTH:
+            self._skip(event)
+            if not self._too_deep:  # once: every deeper branch would say the same
+                self._too_deep = True
+                self.problems.append(
+                    Problem(self.loc(event), path or "(root)", f"nested deeper than {MAX_DEPTH}")
+                )
+            return None
+        self._depth += 1
+        try:
+            if isinstance(event, yaml.MappingStartEvent):
+                return self._mapping(event, path)
+            return self._sequence(event, path)
+        finally:
+            self._depth -= 1
+
+    def _skip(self, start: yaml.Event) -> None:
+        """Consume a collection's events without building (or recursing into) it."""
+        depth = 1
+        for event in self._events:
+            if isinstance(event, yaml.MappingStartEvent | yaml.SequenceStartEvent):
+                depth += 1
+            elif isinstance(event, yaml.MappingEndEvent | yaml.SequenceEndEvent):
+                depth -= 1
+                if depth == 0:
+                    return
 
     def _alias(self, event: yaml.AliasEvent, path: str) -> Any:
         if event.anchor in self._anchors:
+            # Validation walks an alias as often as it is used: count it each time.
+            self._count(self._sizes.get(event.anchor, 1))
             return self._anchors[event.anchor]
         why = "recursive alias" if event.anchor in self._open_anchors else "undefined alias"
         self.problems.append(Problem(self.loc(event), path or "(root)", f"{why} *{event.anchor}"))
@@ -193,10 +265,24 @@ class _Builder:
                 Problem(self.loc(event), path or "(root)", str(exc).split("\n")[0])
             )
             return None
+        except (ValueError, OverflowError):  # 2024-02-30, an int of 5,000 digits ...
+            self.problems.append(Problem(self.loc(event), path or "(root)", "invalid value"))
+            return None
         finally:
             self._loader.constructed_objects.clear()  # the constructor caches every node
         if isinstance(value, str) and "$" in value:
             return self._interpolate(value, event, path)
+        return self._bounded(value, event, path)
+
+    def _bounded(self, value: Any, event: yaml.Event, path: str) -> Any:
+        """Numbers a config can mean: finite, and integers that fit in 64 bits."""
+        where = path or "(root)"
+        if isinstance(value, float) and not math.isfinite(value):
+            self.problems.append(Problem(self.loc(event), where, "not a finite number"))
+            return None
+        if isinstance(value, int) and not isinstance(value, bool) and abs(value) > MAX_INT:
+            self.problems.append(Problem(self.loc(event), where, "number too large"))
+            return None
         return value
 
     def _interpolate(self, value: str, event: yaml.Event, path: str) -> str:

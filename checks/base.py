@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+import math
 import os
 import re
 import socket
@@ -22,20 +23,44 @@ from pydantic import (
     PlainSerializer,
 )
 
+from checks.redact import redact_text
+
 _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d|w)")
 _UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0}
 
 
+# Longest duration anywhere in a config (RPO, MTPD, a silence ...): ten years. Past it
+# only typos and attacks remain, and datetime arithmetic overflows far beyond it.
+MAX_DURATION = 3650 * 86400.0
+MAX_INTERVAL = 7 * 86400.0  # check interval: a weekly probe is the slowest sensible
+MAX_TIMEOUT = 86400.0  # check timeout: a full `restic check --read-data` may take hours
+
+
 def parse_duration(value: object) -> float:
-    """Seconds from `500ms`, `30s`, `5m`, `2h`, `1d`, `1w` or combinations like `1h30m`."""
-    if isinstance(value, bool):
-        raise ValueError(f"invalid duration {value!r}: use a number with a unit, e.g. 30s")
-    if isinstance(value, int | float):
-        if value < 0:
-            raise ValueError(f"invalid duration {value!r}: must not be negative")
-        return float(value)
-    if not isinstance(value, str):
-        raise ValueError(f"invalid duration {value!r}: use a number with a unit, e.g. 30s")
+    """Seconds from `500ms`, `30s`, `5m`, `2h`, `1d`, `1w` or combinations like `1h30m`.
+
+    Error texts never repeat the value: a secret pasted into the wrong key must not
+    be printed by `validate`.
+    """
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        raise ValueError("invalid duration: use a number with a unit, e.g. 30s")
+    if isinstance(value, str):
+        total = _parse_duration_text(value)
+    else:
+        try:
+            total = float(value)
+        except OverflowError:
+            total = math.inf
+    if math.isnan(total):
+        raise ValueError("invalid duration: not a number")
+    if total < 0:
+        raise ValueError("invalid duration: must not be negative")
+    if total > MAX_DURATION:
+        raise ValueError(f"duration too long: at most {format_duration(MAX_DURATION)}")
+    return total
+
+
+def _parse_duration_text(value: str) -> float:
     text = value.strip()
     pos, total = 0, 0.0
     for match in _DURATION_PART.finditer(text):
@@ -45,7 +70,7 @@ def parse_duration(value: object) -> float:
         pos = match.end()
     if not text or pos != len(text):
         raise ValueError(
-            f"invalid duration {value!r}: use a number with a unit ms, s, m, h, d or w (e.g. 30s)"
+            "invalid duration: use a number with a unit ms, s, m, h, d or w (e.g. 30s)"
         )
     return total
 
@@ -61,12 +86,26 @@ def format_duration(seconds: float) -> str:
     return "".join(out) or "0s"
 
 
-# Seconds as float inside; serialised back as a duration string.
+# Seconds as float inside; serialised back as a duration string. Always finite.
 Duration = Annotated[
     float,
     BeforeValidator(parse_duration),
     PlainSerializer(format_duration, return_type=str),
 ]
+
+
+def at_most(limit: float) -> AfterValidator:
+    def check(seconds: float) -> float:
+        if seconds > limit:
+            raise ValueError(f"too long: at most {format_duration(limit)}")
+        return seconds
+
+    return AfterValidator(check)
+
+
+# How often a check runs and how long one probe may take (docs/config.md "Limits").
+Interval = Annotated[Duration, Field(gt=0), at_most(MAX_INTERVAL)]
+Timeout = Annotated[Duration, Field(gt=0), at_most(MAX_TIMEOUT)]
 
 NAME_PATTERN = r"^[a-z0-9][a-z0-9_.-]*$"
 _NAME = re.compile(NAME_PATTERN)
@@ -146,6 +185,13 @@ class CheckResult:
     duration_seconds: float = 0.0
     finished_at: float = 0.0  # unix time, set by the runner
 
+    def __post_init__(self) -> None:
+        # Messages reach the API, the page, notifications and the store, and any probe
+        # may name a URL or pass on an exception that embeds one (aiohttp's do).
+        redacted = redact_text(self.message)
+        if redacted != self.message:
+            object.__setattr__(self, "message", redacted)
+
     def to_json(self, name: str, type_: str) -> dict[str, Any]:
         return {
             "name": name,
@@ -195,8 +241,8 @@ class CheckConfig(BaseModel):
 
     name: Name
     type: str
-    interval: Annotated[Duration, Field(gt=0)] = 60.0
-    timeout: Annotated[Duration, Field(gt=0)] = 10.0
+    interval: Interval = 60.0
+    timeout: Timeout = 10.0
     labels: dict[str, str] = Field(default_factory=dict)
     depends_on: tuple[str, ...] = ()
     failures_before_alert: Annotated[int, Field(ge=1)] = 2

@@ -32,6 +32,7 @@ from checks.base import (
     os_error_text,
 )
 from checks.http_config import HttpConfig
+from checks.redact import describe_file, redact_url
 from checks.tls import HandshakeLog, TlsSetupError, build_context, chain_facts, expiry_verdict
 from checks.tls import explain_failure as explain_tls
 
@@ -142,7 +143,10 @@ class HttpCheck:
         except TlsSetupError as exc:
             return CheckResult(Status.UNKNOWN, str(exc))
         except OSError as exc:  # password_file unreadable
-            return CheckResult(Status.UNKNOWN, f"cannot read {exc.filename}: {exc.strerror}")
+            where = describe_file(exc.filename)
+            return CheckResult(
+                Status.UNKNOWN, f"cannot read basic_auth.password_file {where}: {exc.strerror}"
+            )
 
     async def aclose(self) -> None:
         """Closes the check's session; the runtime calls it on reload and at shutdown."""
@@ -195,7 +199,7 @@ class HttpCheck:
                 return self._finish(self._judge(outcome, url), phases, hops, outcome)
             target = url.join(URL(location))
             if target in seen:
-                chain = " -> ".join(str(u) for u in [*seen, target])
+                chain = " -> ".join(redact_url(u) for u in [*seen, target])
                 return self._finish(critical(f"redirect loop: {chain}"), phases, hops, outcome)
             if target.origin() != url.origin():
                 auth = None  # credentials are for the configured origin only
@@ -204,7 +208,7 @@ class HttpCheck:
             url = target
             seen.append(url)
         return self._finish(
-            critical(f"more than {cfg.max_redirects} redirects (last {url})"),
+            critical(f"more than {cfg.max_redirects} redirects (last {redact_url(url)})"),
             phases,
             cfg.max_redirects,
             last,
@@ -275,7 +279,7 @@ class HttpCheck:
         except aiohttp.ClientPayloadError as exc:
             return critical(f"body transfer from {url.host} failed: {exc}")
         except aiohttp.ClientError as exc:
-            return critical(f"request to {url} failed: {type(exc).__name__}: {exc}")
+            return critical(f"request to {redact_url(url)} failed: {type(exc).__name__}: {exc}")
 
     async def _read(self, resp: aiohttp.ClientResponse) -> Reply:
         cap, parts, size = self.config.max_body_bytes, [], 0
@@ -303,23 +307,24 @@ class HttpCheck:
         return critical(explain_tls(error, chain, host, self._clock()))
 
     def _judge(self, reply: Reply, url: URL) -> CheckResult:
+        shown = redact_url(url)
         if reply.status not in self._expect_codes:
-            return critical(f"{url} returned {reply.status}, expected {_codes(self.config)}")
+            return critical(f"{shown} returned {reply.status}, expected {_codes(self.config)}")
         for name, pattern in self._header_res.items():
             value = reply.headers.get(name)
             if value is None:
-                return critical(f"{url} response has no {name} header")
+                return critical(f"{shown} response has no {name} header")
             if not pattern.search(value):
                 return critical(
-                    f"{url} header {name}: {value!r} does not match {pattern.pattern!r}"
+                    f"{shown} header {name}: {value!r} does not match {pattern.pattern!r}"
                 )
         if self._body_re is not None and not self._body_re.search(reply.body):
-            return critical(f"{url} body does not match {self._body_re.pattern!r}")
+            return critical(f"{shown} body does not match {self._body_re.pattern!r}")
         if self._body_not_re is not None and (hit := self._body_not_re.search(reply.body)):
             return critical(
-                f"{url} body matches {self._body_not_re.pattern!r}: {hit.group(0)[:80]!r}"
+                f"{shown} body matches {self._body_not_re.pattern!r}: {hit.group(0)[:80]!r}"
             )
-        message = f"{url} returned {reply.status}"
+        message = f"{shown} returned {reply.status}"
         last = self._handshakes.last
         if url.scheme == "https" and last is not None:
             return expiry_verdict(last.chain, self.config.tls, self._clock(), message)

@@ -102,13 +102,13 @@ class HttpConfig(CheckConfig):
     def _http_url(cls, url: str) -> str:
         parts = urlsplit(url)
         if parts.scheme not in ("http", "https"):
-            raise ValueError(f"url {url!r}: scheme must be http or https")
+            raise ValueError("scheme must be http or https")
         try:
             parts.port  # noqa: B018 - raises on a malformed port
         except ValueError:
-            raise ValueError(f"url {url!r}: invalid port") from None
+            raise ValueError("invalid port") from None
         if not parts.hostname:
-            raise ValueError(f"url {url!r}: no host")
+            raise ValueError("no host")
         return url
 
     @model_validator(mode="after")

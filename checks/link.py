@@ -35,6 +35,7 @@ from checks.dns import DnsCheck, DnsConfig
 from checks.http import HttpCheck
 from checks.http_config import HttpConfig
 from checks.icmp import IcmpCheck, IcmpConfig
+from checks.redact import redact_text, redact_url
 from checks.tcp import TcpCheck, TcpConfig
 
 KINDS = ("tcp", "http", "https", "dns", "icmp")
@@ -49,19 +50,19 @@ def target_keys(target: str, timeout: float) -> dict[str, Any]:
     base: dict[str, Any] = {"name": "target", "timeout": timeout}
     if parts.scheme not in KINDS:
         kinds = ", ".join(f"{k}://" for k in KINDS)
-        raise ValueError(f"target {target!r}: unsupported kind, use one of {kinds}")
+        raise ValueError(f"unsupported kind, use one of {kinds}")
     if not parts.hostname:
-        raise ValueError(f"target {target!r}: no host")
+        raise ValueError("no host")
     if parts.scheme == "tcp":
         if parts.port is None:
-            raise ValueError(f"target {target!r}: tcp targets need a port")
+            raise ValueError("tcp targets need a port")
         return base | {"type": "tcp", "host": parts.hostname, "port": parts.port}
     if parts.scheme in ("http", "https"):
         return base | {"type": "http", "url": target}
     if parts.scheme == "dns":
         name = unquote(parts.path.lstrip("/"))
         if not name:
-            raise ValueError(f"target {target!r}: dns targets name what to ask: dns://server/name")
+            raise ValueError("dns targets name what to ask: dns://server/name")
         rtype = parse_qs(parts.query).get("type", ["A"])[0].upper()
         return base | {"type": "dns", "server": parts.netloc, "query": name, "record_type": rtype}
     return base | {"type": "icmp", "host": parts.hostname, "count": 1}
@@ -92,15 +93,20 @@ class LinkConfig(CheckConfig):
     @field_validator("targets")
     @classmethod
     def _known_kinds(cls, targets: tuple[str, ...]) -> tuple[str, ...]:
-        for target in targets:
-            keys = target_keys(target, 1.0)
+        # Targets are named by position: a target URL may hold a password.
+        for index, target in enumerate(targets):
+            try:
+                keys = target_keys(target, 1.0)
+            except ValueError as exc:
+                raise ValueError(f"target {index + 1}: {exc}") from None
             model = _MODELS[keys["type"]][0]
             try:
                 model.model_validate(keys)
             except ValidationError as exc:
                 first = exc.errors()[0]
                 where = ".".join(str(p) for p in first["loc"])
-                raise ValueError(f"target {target!r}: {where}: {first['msg']}") from None
+                why = redact_text(str(first["msg"]).removeprefix("Value error, "))
+                raise ValueError(f"target {index + 1}: {where}: {why}") from None
         if len(set(targets)) != len(targets):
             raise ValueError("a target is listed twice")
         return targets
@@ -130,7 +136,7 @@ class LinkCheck:
         results = await asyncio.gather(*(self._probe(p) for p in self._probes))
         up_flags = [r.status in (Status.OK, Status.WARNING) for r in results]
         failed = [
-            f"{t} ({r.message})"
+            f"{redact_url(t)} ({r.message})"
             for t, r, up in zip(targets, results, up_flags, strict=True)
             if not up
         ]

@@ -9,9 +9,18 @@ from typing import Annotated, ClassVar, Literal
 
 from pydantic import Field
 
-from checks.base import CheckConfig, CheckContext, CheckResult, CheckType, Duration, Status
+from checks.base import (
+    CheckConfig,
+    CheckContext,
+    CheckResult,
+    CheckType,
+    Duration,
+    Status,
+    os_error_text,
+)
 from checks.humanize import duration
 from checks.nut import NutConnectError, NutError, list_vars
+from checks.redact import describe_file
 
 _FLAGS = {
     "OL": "online",
@@ -72,8 +81,13 @@ class UpsCheck:
         where = f"{cfg.ups}@{cfg.host}:{cfg.port}"
         try:
             password = await self._password()
-        except (OSError, UnicodeDecodeError) as exc:
-            return CheckResult(Status.UNKNOWN, f"cannot read password_file: {exc}")
+        except OSError as exc:
+            where = describe_file(cfg.password_file)
+            return CheckResult(
+                Status.UNKNOWN, f"cannot read password_file {where}: {os_error_text(exc)}"
+            )
+        except UnicodeDecodeError:
+            return CheckResult(Status.UNKNOWN, "cannot read password_file: not UTF-8 text")
         try:
             values = await list_vars(cfg.host, cfg.port, cfg.ups, cfg.username, password)
         except NutConnectError as exc:

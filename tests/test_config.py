@@ -25,7 +25,7 @@ CASES = [
     (
         "bad_duration",
         6,
-        "checks[0].interval: invalid duration '5 minutes': use a number with a unit "
+        "checks[0].interval: invalid duration: use a number with a unit "
         "ms, s, m, h, d or w (e.g. 30s)",
     ),
     (
@@ -50,8 +50,7 @@ CASES = [
     (
         "unknown_check_type",
         3,
-        f"checks[0].type: unknown type 'memroy' (did you mean 'memory'?); "
-        f"known types: {KNOWN_TYPES}",
+        f"checks[0].type: unknown type (did you mean 'memory'?); known types: {KNOWN_TYPES}",
     ),
     ("missing_type", 2, "checks[0]: missing required key 'type'"),
     ("missing_required", 2, "checks[0].port: missing required key"),
@@ -59,15 +58,15 @@ CASES = [
     (
         "bad_check_name",
         2,
-        "checks[0].name: invalid name 'Web Server': use lowercase letters, digits, '_', '.' "
+        "checks[0].name: invalid name: use lowercase letters, digits, '_', '.' "
         "and '-', starting with a letter or digit",
     ),
     (
         "bad_listen",
         2,
-        "agent.listen: invalid listen address 'localhost': use host:port, e.g. 127.0.0.1:9730",
+        "agent.listen: invalid listen address: use host:port, e.g. 127.0.0.1:9730",
     ),
-    ("bad_timezone", 2, "agent.timezone: unknown timezone 'Europe/Orebro', e.g. Europe/Stockholm"),
+    ("bad_timezone", 2, "agent.timezone: unknown timezone, e.g. Europe/Stockholm"),
     ("unknown_fallback", 2, "channels.ops.fallback[0]: unknown channel 'sms'"),
     ("mtpd_before_rto", 6, "departments[0].systems[0]: mtpd must not be shorter than rto"),
     ("unknown_system_check", 6, "departments[0].systems[0].checks[1]: unknown check 'web'"),
@@ -80,13 +79,12 @@ CASES = [
     (
         "bad_cron",
         3,
-        "maintenance[0].cron: invalid cron '0 25 * * *': Error validating expression '25': "
-        "the last value (25) is higher than the maximum value (23)",
+        "maintenance[0].cron: invalid cron: bad hour '25' (use 0-23)",
     ),
     (
         "bad_after",
         6,
-        "departments[0].escalation[0].after: invalid after 'soon': use a duration (30m), "
+        "departments[0].escalation[0].after: invalid after: use a duration (30m), "
         "rto, mtpd, or a share like 50% rto",
     ),
     ("include_missing", 1, "include[0]: no such file: {dir}/missing.yaml"),
@@ -94,8 +92,7 @@ CASES = [
     (
         "bad_regex",
         6,
-        "checks[0].expect: invalid regex '(unclosed': missing ), unterminated subpattern "
-        "at position 0",
+        "checks[0].expect: invalid regex: missing ), unterminated subpattern at position 0",
     ),
     ("quorum_too_high", 2, "checks[0]: quorum 2 exceeds the 1 targets"),
     ("peer_credentials", 2, "agent.peers: peer 'srv-app02': a peer URL must not carry credentials"),
