@@ -5,6 +5,7 @@ Handlers only read state, or send commands through the agent's methods.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from collections.abc import Awaitable, Callable
@@ -12,15 +13,18 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
-from agent.auth import require_operator, require_reader
+from agent.auth import GUARD_KEY, LoginGuard, require_operator, require_reader
+from agent.csrf import cross_site_reason
 from agent.metrics import CONTENT_TYPE
 from agent.statuspage import render_status_page
+from agent.webguard import BODY_TIMEOUT, KEEPALIVE_TIMEOUT, request_in_progress
 
 if TYPE_CHECKING:
     from agent.daemon import Agent
 
 log = logging.getLogger("vaktpost.web")
 MAX_BODY = 64 * 1024
+MAX_JSON_DEPTH = 32  # no request body needs more; deeper ones are refused before any use
 AGENT_KEY: web.AppKey[Agent] = web.AppKey("agent")
 
 
@@ -32,9 +36,19 @@ def json_error(status: int, message: str) -> web.Response:
 async def errors_as_json(
     request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
 ) -> web.StreamResponse:
+    with request_in_progress(request):
+        return await _answer(request, handler)
+
+
+async def _answer(
+    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+) -> web.StreamResponse:
     # Checked up front: handlers that ignore the body must not accept a huge one either.
     if request.content_length is not None and request.content_length > MAX_BODY:
         return json_error(413, f"request body over {MAX_BODY} bytes")
+    refused = cross_site_reason(request)
+    if refused is not None:
+        return json_error(403, refused)
     try:
         return await handler(request)
     except web.HTTPRequestEntityTooLarge:
@@ -54,17 +68,44 @@ async def errors_as_json(
         return json_error(500, "internal error")
 
 
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def _depth(value: Any) -> int:
+    """Nesting depth of parsed JSON, without recursion."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict | list):
+            deepest = max(deepest, depth)
+            if depth <= MAX_JSON_DEPTH:
+                children = item.values() if isinstance(item, dict) else item
+                stack.extend((child, depth + 1) for child in children)
+    return deepest
+
+
 async def read_json(request: web.Request) -> dict[str, Any]:
     """The body as a JSON object ({} when empty); 400 with the reason otherwise."""
-    raw = await request.read()
+    try:
+        async with asyncio.timeout(BODY_TIMEOUT):
+            raw = await request.read()
+    except TimeoutError:
+        raise web.HTTPRequestTimeout(reason="request body not received in time") from None
     if not raw.strip():
         return {}
     try:
-        body = json.loads(raw)
+        body = json.loads(raw, parse_constant=_no_constant)
+    except RecursionError:
+        raise web.HTTPBadRequest(reason="invalid JSON body: nested too deeply") from None
     except (ValueError, UnicodeDecodeError) as exc:
         raise web.HTTPBadRequest(reason=f"invalid JSON body: {exc}") from None
     if not isinstance(body, dict):
         raise web.HTTPBadRequest(reason="the JSON body must be an object")
+    if _depth(body) > MAX_JSON_DEPTH:
+        raise web.HTTPBadRequest(
+            reason=f"invalid JSON body: nested deeper than {MAX_JSON_DEPTH} levels"
+        )
     return body
 
 
@@ -110,8 +151,13 @@ async def status_page(request: web.Request) -> web.Response:
 
 
 def build_app(agent: Agent, extra_routes: list[web.RouteDef] | None = None) -> web.Application:
-    app = web.Application(client_max_size=MAX_BODY, middlewares=[errors_as_json])
+    app = web.Application(
+        client_max_size=MAX_BODY,
+        middlewares=[errors_as_json],
+        handler_args={"keepalive_timeout": KEEPALIVE_TIMEOUT},
+    )
     app[AGENT_KEY] = agent
+    app[GUARD_KEY] = LoginGuard()
     app.add_routes(
         [
             web.get("/metrics", metrics),

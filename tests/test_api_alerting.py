@@ -76,7 +76,8 @@ def cli(url: str, *args: str, check: bool = True) -> subprocess.CompletedProcess
 async def call(
     method: str, url: str, user: str | None = None, password: str = PASSWORD, **kw: Any
 ) -> tuple[int, Any]:
-    headers = {}
+    # Every write declares JSON, with or without a body (docs/security.md).
+    headers = {} if method == "GET" else {"Content-Type": "application/json"}
     if user:
         token = base64.b64encode(f"{user}:{password}".encode()).decode()
         headers["Authorization"] = f"Basic {token}"

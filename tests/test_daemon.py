@@ -36,6 +36,8 @@ class Daemon:
 
     def request(self, method: str, path: str, body: bytes | None = None) -> tuple[int, bytes]:
         req = urllib.request.Request(f"http://127.0.0.1:{self.port}{path}", body, method=method)
+        if method != "GET":
+            req.add_header("Content-Type", "application/json")  # writes must declare JSON
         try:
             with urllib.request.urlopen(req, timeout=5) as resp:
                 return resp.status, resp.read()

@@ -64,9 +64,10 @@ def test_reads_need_a_login_when_configured(secured: Daemon) -> None:
 
 def test_reload_needs_an_operator(secured: Daemon) -> None:
     port = secured.port
-    assert call(port, "POST", "/-/reload", {})[0] == 401
-    assert call(port, "POST", "/-/reload", basic("soc", "view-secret"))[0] == 403
-    assert call(port, "POST", "/-/reload", basic("ops", "ops-secret"))[0] == 200
+    js = {"Content-Type": "application/json"}  # every write declares JSON (docs/security.md)
+    assert call(port, "POST", "/-/reload", js)[0] == 401
+    assert call(port, "POST", "/-/reload", {**js, **basic("soc", "view-secret")})[0] == 403
+    assert call(port, "POST", "/-/reload", {**js, **basic("ops", "ops-secret")})[0] == 200
     log = secured.log.read_text()
     assert "ops-secret" not in log and "view-secret" not in log
     reloads = [json.loads(line) for line in log.splitlines() if "config reloaded" in line]
