@@ -23,6 +23,7 @@ from agent.metrics import AgentMetrics
 from agent.results import CheckState, ResultBook
 from agent.runtime import Runtime
 from agent.web import build_app
+from agent.webguard import GuardedSite
 from alerting.store import Store, StoreError
 from checks.base import CheckContext
 
@@ -71,9 +72,7 @@ class Agent:
         self._runner = web.AppRunner(build_app(self, routes), access_log=None, shutdown_timeout=1.0)
         await self._runner.setup()
         host, port = self.config.agent.host_port
-        site = web.TCPSite(
-            self._runner, host, port, reuse_address=True, ssl_context=server_tls(self.config)
-        )
+        site = GuardedSite(self._runner, host, port, ssl_context=server_tls(self.config))
         await site.start()
         self.runtime.start()
         self.metrics.reload_success.set(1)
