@@ -24,7 +24,9 @@ from agent.results import CheckState, ResultBook
 from agent.runtime import Runtime
 from agent.web import build_app
 from agent.webguard import GuardedSite
+from alerting.incident_store import read_state
 from alerting.store import Store, StoreError
+from alerting.store_metrics import StoreCollector
 from checks.base import CheckContext
 
 log = logging.getLogger("vaktpost.daemon")
@@ -62,7 +64,10 @@ class Agent:
 
     # -- lifecycle -------------------------------------------------------------
     async def startup(self) -> None:
-        await self.store.open()
+        # The daemon is the store's one writer: it alone may replace a damaged store.
+        await self.store.open(recover=True, verify=(read_state,))
+        self.store.start_probe()
+        self.metrics.registry.register(StoreCollector(self.store))
         self.book.listeners.append(self._mark_dirty)
         self.components = build_components(self)
         self.runtime.apply(self.config.checks)
@@ -144,6 +149,8 @@ class Agent:
         problems = []
         if not self.store.is_open:
             problems.append("state store is not open")
+        elif not self.store.writable:
+            problems.append(f"state store cannot write: {self.store.last_error}")
         return problems
 
     def check_results_json(self) -> list[dict[str, Any]]:

@@ -9,12 +9,15 @@ state change that caused it is durable.
 from __future__ import annotations
 
 import json
+import logging
 import sqlite3
 from dataclasses import dataclass
 from typing import Any
 
 from alerting.model import CheckTrack, EngineState, Incident, Outcome, Silence
-from alerting.store import Store
+from alerting.store import Store, is_store_failure
+
+log = logging.getLogger("vaktpost.outbox")
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,31 +37,40 @@ def _dumps(data: Any) -> str:
     return json.dumps(data, ensure_ascii=False, separators=(",", ":"))
 
 
+def read_state(db: sqlite3.Connection) -> EngineState:
+    """The engine's state as committed; raises on a row that does not load.
+
+    Also the store's check at open (a Verifier): a row that cannot be loaded
+    makes the store damaged there, before monitoring starts, not at load time.
+    """
+    state = EngineState()
+    for (data,) in db.execute("SELECT data FROM alert_checks"):
+        track = CheckTrack.from_json(json.loads(data))
+        state.checks[track.name] = track
+    for (data,) in db.execute("SELECT data FROM incidents WHERE resolved_at IS NULL"):
+        incident = Incident.from_json(json.loads(data))
+        state.incidents[incident.id] = incident
+    for (data,) in db.execute("SELECT data FROM silences"):
+        silence = Silence.from_json(json.loads(data))
+        state.silences[silence.id] = silence
+    meta = dict(db.execute("SELECT key, value FROM alert_meta").fetchall())
+    top = db.execute("SELECT COALESCE(MAX(id), 0) FROM incidents").fetchone()[0]
+    state.next_incident_id = max(int(meta.get("next_incident_id", 1)), top + 1)
+    top = db.execute("SELECT COALESCE(MAX(id), 0) FROM silences").fetchone()[0]
+    state.next_silence_id = max(int(meta.get("next_silence_id", 1)), top + 1)
+    return state
+
+
 class IncidentStore:
     def __init__(self, store: Store) -> None:
         self.store = store
+        # Outcomes of sends the store could not record (disk full): kept here and
+        # written with the next write, so a delivered row is not sent again meanwhile.
+        self._unrecorded: dict[int, OutboxUpdate] = {}
 
     # -- engine state ----------------------------------------------------------------
     def load_state_sync(self) -> EngineState:
-        def read(db: sqlite3.Connection) -> EngineState:
-            state = EngineState()
-            for (data,) in db.execute("SELECT data FROM alert_checks"):
-                track = CheckTrack.from_json(json.loads(data))
-                state.checks[track.name] = track
-            for (data,) in db.execute("SELECT data FROM incidents WHERE resolved_at IS NULL"):
-                incident = Incident.from_json(json.loads(data))
-                state.incidents[incident.id] = incident
-            for (data,) in db.execute("SELECT data FROM silences"):
-                silence = Silence.from_json(json.loads(data))
-                state.silences[silence.id] = silence
-            meta = dict(db.execute("SELECT key, value FROM alert_meta").fetchall())
-            top = db.execute("SELECT COALESCE(MAX(id), 0) FROM incidents").fetchone()[0]
-            state.next_incident_id = max(int(meta.get("next_incident_id", 1)), top + 1)
-            top = db.execute("SELECT COALESCE(MAX(id), 0) FROM silences").fetchone()[0]
-            state.next_silence_id = max(int(meta.get("next_silence_id", 1)), top + 1)
-            return state
-
-        return self.store.call_sync(read)
+        return self.store.call_sync(read_state)
 
     async def persist(self, out: Outcome, state: EngineState) -> None:
         """One transaction for one (or several merged) engine outcomes."""
@@ -148,24 +160,51 @@ class IncidentStore:
     # -- outbox ------------------------------------------------------------------------
     async def head(self, channel: str, limit: int) -> list[OutboxRow]:
         """The oldest pending rows of a channel, in order (due or not)."""
+        await self._flush_unrecorded()
+        held = self._unrecorded
         rows = await self.store.call(
             lambda db: db.execute(
                 "SELECT id, dedup_key, channel, incident_id, kind, payload, attempts,"
                 " next_attempt_at, created_at FROM outbox"
                 " WHERE state='pending' AND channel=? ORDER BY id LIMIT ?",
-                (channel, limit),
+                (channel, limit + len(held)),
             ).fetchall()
         )
-        return [
-            OutboxRow(r[0], r[1], r[2], r[3], r[4], json.loads(r[5]), r[6], r[7], r[8])
-            for r in rows
-        ]
+        out = []
+        for r in rows:
+            update = held.get(r[0])
+            if update is None:
+                out.append(
+                    OutboxRow(r[0], r[1], r[2], r[3], r[4], json.loads(r[5]), r[6], r[7], r[8])
+                )
+            elif update.state == "pending":  # a retry not yet recorded: keep its backoff
+                out.append(
+                    OutboxRow(
+                        r[0], r[1], r[2], r[3], r[4], json.loads(r[5]),
+                        update.attempts, update.next_attempt_at, r[8],
+                    )
+                )  # fmt: skip
+        return out[:limit]
 
     async def record(self, updates: list[OutboxUpdate]) -> None:
-        """Outcomes of one batch of sends, and the fallback rows they cause, at once."""
+        """Outcomes of one batch of sends, and the fallback rows they cause, at once.
+
+        When the store cannot write, the outcomes are held in memory (and `head`
+        answers as if they were recorded) until a later write takes them: the
+        row stays pending in the store, so a restart meanwhile sends it again
+        (same dedup key), but it is neither lost nor re-sent while running.
+        """
+        for u in updates:
+            self._unrecorded[u.row.id] = u
+        await self._flush_unrecorded()
+
+    async def _flush_unrecorded(self) -> None:
+        if not self._unrecorded:
+            return
+        batch = list(self._unrecorded.values())
 
         def write(db: sqlite3.Connection) -> None:
-            for u in updates:
+            for u in batch:
                 db.execute(
                     "UPDATE outbox SET state=?, attempts=?, next_attempt_at=?, last_error=?,"
                     " done_at=? WHERE id=?",
@@ -185,7 +224,21 @@ class IncidentStore:
                         ),
                     )
 
-        await self.store.call(write)
+        try:
+            await self.store.call(write)
+        except Exception as exc:
+            if not is_store_failure(exc):  # a bug, not a full disk: say so, hold nothing
+                for u in batch:
+                    self._unrecorded.pop(u.row.id, None)
+                raise
+            log.warning(
+                "outbox outcomes held in memory until the store writes again",
+                extra={"held": len(self._unrecorded), "error": str(exc)},
+            )
+            return
+        for u in batch:
+            if self._unrecorded.get(u.row.id) is u:
+                del self._unrecorded[u.row.id]
 
     async def pending_counts(self) -> dict[str, int]:
         rows = await self.store.call(
@@ -193,7 +246,11 @@ class IncidentStore:
                 "SELECT channel, COUNT(*) FROM outbox WHERE state='pending' GROUP BY channel"
             ).fetchall()
         )
-        return {r[0]: r[1] for r in rows}
+        counts = {r[0]: r[1] for r in rows}
+        for u in self._unrecorded.values():
+            if u.state != "pending" and counts.get(u.row.channel):
+                counts[u.row.channel] -= 1
+        return counts
 
     async def deliveries(self) -> list[tuple[str, str, str]]:
         """(dedup_key, channel, state) of every outbox row, oldest first (tests, status)."""

@@ -7,15 +7,24 @@ Later migrations append to MIGRATIONS; a migration is never edited once released
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import functools
 import json
+import logging
+import os
 import sqlite3
 import threading
-from collections.abc import Callable, Iterable
+import time
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
+from alerting.store_damage import NewerStoreError, Verifier, damage_of, move_aside, salvage_ids
+
 T = TypeVar("T")
+log = logging.getLogger("vaktpost.store")
 
 MIGRATIONS: list[str] = [
     # 1: latest result per check, and small per-check state (e.g. last verification)
@@ -98,28 +107,127 @@ class StoreError(Exception):
     pass
 
 
+@dataclass(frozen=True, slots=True)
+class Recovery:
+    """A damaged store found at this start, moved aside and replaced by a fresh one."""
+
+    moved_to: Path
+    reason: str
+    at: float
+    next_incident_id: int
+
+
 class Store:
     def __init__(self, state_dir: str | Path) -> None:
         self.path = Path(state_dir) / DB_NAME
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="vaktpost-store")
         self._db: sqlite3.Connection | None = None
         self._lock = threading.Lock()
+        self._probe: asyncio.Task[None] | None = None
+        # Write health: False from a write that failed until one succeeds again.
+        self.writable = True
+        self.last_error = ""
+        self.write_failures = 0
+        self.recovery: Recovery | None = None  # set when this start replaced a damaged store
+        self.recovered_at: float | None = None  # the last recovery, kept across restarts
 
     # -- lifecycle -----------------------------------------------------------
-    def open_sync(self) -> None:
+    def open_sync(self, recover: bool = False, verify: Sequence[Verifier] = ()) -> None:
+        """Open (creating it if absent); with `recover`, replace a damaged store first.
+
+        Without `recover` (one-shot CLI commands, tests) a damaged store is a
+        StoreError: only the daemon, the one writer, may move a store aside.
+        """
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+            _discard(self.path.with_name(DB_NAME + ".new"))
+            if recover:
+                reason = damage_of(self.path, len(MIGRATIONS), verify)
+                if reason is not None:
+                    self._recover(reason)
+            if not self.path.exists():
+                self._create({})
+            try:
+                self._db = self._connect(self.path)
+            except sqlite3.DatabaseError as exc:
+                if not recover or isinstance(exc, sqlite3.OperationalError):
+                    raise
+                self._recover(f"migration failed: {exc}")
+                self._db = self._connect(self.path)
+            row = self._db.execute(
+                "SELECT value FROM alert_meta WHERE key='store_recovered_at'"
+            ).fetchone()
+        except NewerStoreError as exc:
+            raise StoreError(f"{self.path}: {exc}") from None
+        except (sqlite3.Error, OSError) as exc:
+            raise StoreError(f"cannot open state store {self.path}: {exc}") from exc
+        self.recovered_at = float(row[0]) if row else None
+
+    @staticmethod
+    def _connect(path: Path) -> sqlite3.Connection:
+        db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+        try:
             db.execute("PRAGMA journal_mode=WAL")
             db.execute("PRAGMA synchronous=FULL")  # a committed step must survive power loss
             db.execute("PRAGMA busy_timeout=5000")
             migrate(db)
-        except sqlite3.Error as exc:
-            raise StoreError(f"cannot open state store {self.path}: {exc}") from exc
-        self._db = db
+        except BaseException:
+            db.close()
+            raise
+        return db
 
-    async def open(self) -> None:
-        await asyncio.get_running_loop().run_in_executor(self._executor, self.open_sync)
+    def _create(self, meta: dict[str, str]) -> None:
+        """A fresh store, migrated under a temporary name and renamed into place.
+
+        So a vaktpost.db always holds a schema: one without any (emptied, or
+        truncated to nothing) is damage, never mistaken for a first start.
+        """
+        tmp = self.path.with_name(DB_NAME + ".new")
+        _discard(tmp)
+        db = self._connect(tmp)
+        try:
+            db.executemany(
+                "INSERT OR REPLACE INTO alert_meta(key, value) VALUES (?, ?)", meta.items()
+            )
+        finally:
+            db.close()  # checkpoints and removes the -wal: the file alone is the store
+        os.replace(tmp, self.path)
+        fd = os.open(self.path.parent, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+    def _recover(self, reason: str) -> None:
+        now = time.time()
+        ids = salvage_ids(self.path)
+        # Ids continue above every id the damaged file still shows, and above the
+        # current Unix time: rows it no longer shows may have used higher ones.
+        next_incident = max(ids["incident"] + 1, int(now))
+        moved = move_aside(self.path, now)
+        self._create(
+            {
+                "next_incident_id": str(next_incident),
+                "next_silence_id": str(ids["silence"] + 1),
+                "store_recovered_at": repr(now),
+                "store_recovered_from": str(moved),
+            }
+        )
+        self.recovery = Recovery(moved, reason, now, next_incident)
+        log.error(
+            "state store damaged: moved aside, monitoring continues on a fresh store",
+            extra={
+                "store": str(self.path),
+                "moved_to": str(moved),
+                "reason": reason,
+                "next_incident_id": next_incident,
+            },
+        )
+
+    async def open(self, recover: bool = False, verify: Sequence[Verifier] = ()) -> None:
+        await asyncio.get_running_loop().run_in_executor(
+            self._executor, functools.partial(self.open_sync, recover, verify)
+        )
 
     def close_sync(self) -> None:
         with self._lock:
@@ -128,6 +236,10 @@ class Store:
                 self._db = None
 
     async def close(self) -> None:
+        if self._probe is not None:
+            self._probe.cancel()
+            await asyncio.gather(self._probe, return_exceptions=True)
+            self._probe = None
         await asyncio.get_running_loop().run_in_executor(self._executor, self.close_sync)
         self._executor.shutdown(wait=True)
 
@@ -137,23 +249,74 @@ class Store:
 
     # -- running work ----------------------------------------------------------
     def call_sync(self, fn: Callable[[sqlite3.Connection], T]) -> T:
-        """Run fn in one transaction (BEGIN IMMEDIATE .. COMMIT, ROLLBACK on error)."""
+        """Run fn in one transaction (BEGIN IMMEDIATE .. COMMIT, ROLLBACK on error).
+
+        All or nothing: when fn or the COMMIT fails (disk full ...), nothing of
+        fn's writes stays. A failure of the store itself marks it not writable
+        until a later write commits.
+        """
         with self._lock:
             if self._db is None:
                 raise StoreError("store is closed")
             db = self._db
-            db.execute("BEGIN IMMEDIATE")
+            before = db.total_changes
             try:
+                db.execute("BEGIN IMMEDIATE")
                 out = fn(db)
-            except BaseException:
-                db.execute("ROLLBACK")
+                wrote = db.total_changes != before
+                db.execute("COMMIT")
+            except BaseException as exc:
+                # SQLite may already have rolled back (SQLITE_FULL, IOERR): a second
+                # ROLLBACK would raise and hide the real error.
+                if db.in_transaction:
+                    with contextlib.suppress(sqlite3.Error):
+                        db.execute("ROLLBACK")
+                if is_store_failure(exc):
+                    self._failed(exc)
                 raise
-            db.execute("COMMIT")
+            if wrote and not self.writable:
+                self.writable = True
+                log.warning(
+                    "state store writes again", extra={"failed_writes": self.write_failures}
+                )
             return out
+
+    def _failed(self, exc: BaseException) -> None:
+        self.write_failures += 1
+        if self.writable:
+            log.error("state store cannot write", extra={"error": str(exc)})
+        self.writable = False
+        self.last_error = str(exc)
 
     async def call(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._executor, self.call_sync, fn)
+
+    # -- write health ------------------------------------------------------------
+    def probe_sync(self) -> None:
+        """One small write, so `writable` turns (back) true or false with no other traffic."""
+        if not self.writable:
+            with self._lock, contextlib.suppress(sqlite3.Error):
+                # Frees the WAL's space when the WAL itself is what filled the disk.
+                if self._db is not None:
+                    self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        value = repr(time.time())
+        self.call_sync(
+            lambda db: db.execute(
+                "INSERT OR REPLACE INTO alert_meta(key, value) VALUES ('store_probe_at', ?)",
+                (value,),
+            )
+        )
+
+    def start_probe(self, every: float = 5.0, every_down: float = 1.0) -> None:
+        async def forever() -> None:
+            loop = asyncio.get_running_loop()
+            while True:
+                await asyncio.sleep(every if self.writable else every_down)
+                with contextlib.suppress(Exception):  # the failure is recorded in _failed
+                    await loop.run_in_executor(self._executor, self.probe_sync)
+
+        self._probe = asyncio.create_task(forever(), name="store-probe")
 
     # -- check results and state ----------------------------------------------
     async def save_results(self, rows: Iterable[tuple[str, str, dict[str, Any]]]) -> None:
@@ -232,7 +395,7 @@ _UPSERT_RESULT = (
 def migrate(db: sqlite3.Connection) -> None:
     version = db.execute("PRAGMA user_version").fetchone()[0]
     if version > len(MIGRATIONS):
-        raise StoreError(
+        raise NewerStoreError(
             f"state store schema version {version} is newer than this vaktpost "
             f"({len(MIGRATIONS)}); refusing to touch it"
         )
@@ -246,6 +409,19 @@ def migrate(db: sqlite3.Connection) -> None:
             db.execute("ROLLBACK")
             raise
         db.execute("COMMIT")
+
+
+def is_store_failure(exc: BaseException) -> bool:
+    """The store's own trouble (full, I/O, locked, damaged), not a caller's bug."""
+    if isinstance(exc, sqlite3.IntegrityError | sqlite3.ProgrammingError):
+        return False
+    return isinstance(exc, sqlite3.DatabaseError | OSError)
+
+
+def _discard(path: Path) -> None:
+    for suffix in ("", "-wal", "-shm"):
+        with contextlib.suppress(FileNotFoundError):
+            path.with_name(path.name + suffix).unlink()
 
 
 def _statements(script: str) -> list[str]:
