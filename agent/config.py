@@ -14,6 +14,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from agent.cron import parse_cron
 from alerting.channels.base import ChannelConfig
 from alerting.channels.registry import CHANNEL_CONFIGS
 from checks.base import CheckConfig, Duration, Name, parse_duration
@@ -174,6 +175,7 @@ class Department(BaseModel):
 
 
 MatchKey = str  # check | department | system | a label name
+MAX_WINDOW = 366 * 86400.0
 
 
 class Maintenance(BaseModel):
@@ -186,16 +188,15 @@ class Maintenance(BaseModel):
     @field_validator("cron")
     @classmethod
     def _cron(cls, value: str) -> str:
-        from apscheduler.triggers.cron import CronTrigger
+        # The parser the engine evaluates windows with: validate accepts exactly what runs.
+        return parse_cron(value)
 
-        if len(value.split()) != 5:
-            raise ValueError(
-                f"invalid cron {value!r}: need 5 fields (minute hour day month weekday)"
-            )
-        try:
-            CronTrigger.from_crontab(value, timezone="UTC")
-        except ValueError as exc:
-            raise ValueError(f"invalid cron {value!r}: {exc}") from None
+    @field_validator("duration")
+    @classmethod
+    def _duration(cls, value: float) -> float:
+        # No plan mutes alerting for over a year: a longer window is a typo (200000w).
+        if value > MAX_WINDOW:
+            raise ValueError(f"duration {value / 86400:g} days: a window lasts at most 366 days")
         return value
 
 

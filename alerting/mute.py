@@ -5,66 +5,64 @@ Both only ever mute notifications; incidents, steps and metrics go on.
 
 from __future__ import annotations
 
-import re
+import logging
 from collections.abc import Iterable
-from datetime import datetime, timedelta
 from fnmatch import fnmatchcase
-from functools import lru_cache
-from typing import Any
-from zoneinfo import ZoneInfo
-
-from apscheduler.triggers.cron import CronTrigger
 
 from agent.config import Maintenance
+from agent.cron import cron_schedule
 from alerting.model import Incident, Silence
 from alerting.plan import Plan
 
-_DOW_NAMES = ["sun", "mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+log = logging.getLogger("vaktpost.maintenance")
 
-
-def _cron_weekdays(field: str) -> str:
-    # APScheduler 3 counts 0 as Monday; crontab (and our docs) count 0 and 7 as Sunday.
-    return re.sub(r"\d+", lambda m: _DOW_NAMES[int(m.group()) % 8], field)
-
-
-@lru_cache(maxsize=256)
-def cron_trigger(expr: str, timezone: str) -> Any:
-    minute, hour, day, month, dow = expr.split()
-    return CronTrigger(
-        minute=minute,
-        hour=hour,
-        day=day,
-        month=month,
-        day_of_week=_cron_weekdays(dow),
-        timezone=ZoneInfo(timezone),
-    )
+# A window that cannot be evaluated is logged at most this often (engine clock).
+_REPORT_EVERY = 3600.0
+_reported: dict[tuple[str, float, str, str], float] = {}
 
 
 def in_window(window: Maintenance, timezone: str, now: float) -> bool:
-    """True when a window started (cron, local time) no longer than `duration` ago.
+    """True when the window opened (cron, local time) less than `duration` ago.
 
-    Fire times come from the cron trigger in the agent's time zone, so DST
-    changes shift them correctly; the duration is counted in real seconds.
+    The duration is counted in real seconds. A window that cannot be evaluated
+    is closed: it is logged, and alerting goes on.
     """
-    tz = ZoneInfo(timezone)
-    start = datetime.fromtimestamp(now - window.duration, tz)
-    trigger = cron_trigger(window.cron, timezone)
-    fire = trigger.get_next_fire_time(None, start)
-    return fire is not None and fire.timestamp() <= now
+    try:
+        fire = cron_schedule(window.cron, timezone).next_after(now - window.duration)
+    except Exception as exc:  # one bad window must never stop the engine for the others
+        _report(window, timezone, now, exc)
+        return False
+    return fire is not None and fire <= now
 
 
 def next_window_edge(window: Maintenance, timezone: str, now: float) -> float | None:
-    """The next moment a window opens or closes after `now` (for the engine's wake-up)."""
-    tz = ZoneInfo(timezone)
-    trigger = cron_trigger(window.cron, timezone)
-    edges: list[float] = []
-    nxt = trigger.get_next_fire_time(None, datetime.fromtimestamp(now, tz) + timedelta(seconds=1))
-    if nxt is not None:
-        edges.append(nxt.timestamp())
-    recent = trigger.get_next_fire_time(None, datetime.fromtimestamp(now - window.duration, tz))
-    if recent is not None and recent.timestamp() + window.duration > now:
-        edges.append(recent.timestamp() + window.duration)
+    """The next moment after `now` a window opens or closes (for the engine's wake-up)."""
+    try:
+        schedule = cron_schedule(window.cron, timezone)
+        edges = [t for t in (schedule.next_after(now),) if t is not None]
+        recent = schedule.next_after(now - window.duration)
+    except Exception as exc:  # as in in_window: no wake-up from it, nothing else stops
+        _report(window, timezone, now, exc)
+        return None
+    if recent is not None and recent <= now:
+        edges.append(recent + window.duration)
     return min(edges) if edges else None
+
+
+def _report(window: Maintenance, timezone: str, now: float, exc: Exception) -> None:
+    key = (window.cron, window.duration, window.comment, timezone)
+    last = _reported.get(key)
+    if last is not None and 0 <= now - last < _REPORT_EVERY:
+        return
+    _reported[key] = now
+    name = f"{window.comment!r} " if window.comment else ""
+    log.error(
+        "maintenance window %s(cron %r) cannot be evaluated, so it mutes nothing: %s: %s",
+        name,
+        window.cron,
+        type(exc).__name__,
+        exc,
+    )
 
 
 def matches(matchers: dict[str, str], incident: Incident, plan: Plan) -> bool:
