@@ -94,12 +94,13 @@ def _duration(raw: Any) -> float:
         raise web.HTTPBadRequest(reason="duration_seconds: too long")
     try:
         seconds = parse_duration(raw)
-    except (ValueError, OverflowError) as exc:
-        raise web.HTTPBadRequest(reason=f"duration_seconds: {exc}") from None
-    if not math.isfinite(seconds) or seconds <= 0:
-        raise web.HTTPBadRequest(reason="duration_seconds: a positive, finite duration")
-    if seconds > MAX_SILENCE:
-        raise web.HTTPBadRequest(reason="duration_seconds: at most 366 days")
+    except (ValueError, OverflowError):
+        seconds = math.nan
+    if not math.isfinite(seconds) or not 0 < seconds <= MAX_SILENCE:
+        raise web.HTTPBadRequest(
+            reason="duration_seconds: a positive duration of at most 366 days, "
+            "in seconds or with a unit (e.g. 2h, 1h30m, 7d)"
+        )
     return seconds
 
 
