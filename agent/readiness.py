@@ -9,7 +9,7 @@ ready" carries its reasons in plain words.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from agent.config import BackupRef, Config, Department, System
@@ -17,6 +17,9 @@ from checks.base import CheckConfig, CheckResult, Status
 from checks.humanize import ago, duration, rfc3339, size
 
 BACKUP_TYPES = {"backup_files": "file", "restic": "snapshot", "borg": "archive"}
+# A system is down while one of its checks is critical, or unreachable: its users
+# cannot reach it either, whatever the cause (DESIGN, Incidents and escalation).
+DOWN = frozenset({Status.CRITICAL, Status.UNREACHABLE})
 Json = dict[str, Any]
 
 
@@ -142,11 +145,15 @@ def backup_json(
 
 
 def system_up(system: System, results: Mapping[str, CheckResult]) -> bool | None:
-    """Down when one of its checks is critical; None when none of them has run."""
+    """Down when one of its checks is critical or unreachable; None when none has run.
+
+    This is the verdict without an incident engine (the CLI); the daemon's
+    document takes the engine's instead (see `merge_extras`).
+    """
     seen = [results[c].status for c in system.checks if c in results]
     if not seen:
         return None
-    return Status.CRITICAL not in seen
+    return not DOWN.intersection(seen)
 
 
 def system_json(
@@ -180,14 +187,29 @@ def department_json(
     systems = [system_json(s, checks, results, now) for s in dept.systems]
     # The daemon's incident engine knows RTO/MTPD breaches and overrides `state`
     # through Agent.department_extras; from results alone we can tell degraded only.
-    degraded = any(s["up"] is False for s in systems)
     return {
         "id": dept.id,
         "name": dept.title,
-        "state": "degraded" if degraded else "normal",
+        "state": "degraded" if any(s["up"] is False for s in systems) else "normal",
         "ready": all(s["ready"] for s in systems),
         "systems": systems,
     }
+
+
+def merge_extras(doc: Json, extras: Iterable[Mapping[str, Mapping[str, Any]]]) -> Json:
+    """Merge per-department extras (department id -> keys) into a report, in place.
+
+    A `systems` extra maps system id -> keys merged into that system (the
+    engine's `up`); every other key replaces the department's own (`state`).
+    """
+    for extra in extras:
+        for dept in doc["departments"]:
+            keys = dict(extra.get(dept["id"], {}))
+            per_system = keys.pop("systems", {})
+            dept.update(keys)
+            for system in dept["systems"]:
+                system.update(per_system.get(system["id"], {}))
+    return doc
 
 
 def report(

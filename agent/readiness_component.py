@@ -25,7 +25,7 @@ log = logging.getLogger("vaktpost.readiness")
 
 
 class ReadinessCollector(Collector):
-    """backup_ready{department,system}, computed at scrape time from the latest results."""
+    """backup_ready{department,system}, computed at scrape time from the department document."""
 
     def __init__(self, component: ReadinessComponent) -> None:
         self.component = component
@@ -36,7 +36,7 @@ class ReadinessCollector(Collector):
             "1 if every backup of the system is fresh, verified and restore-tested, else 0.",
             labels=["department", "system"],
         )
-        for dept in self.component.report()["departments"]:
+        for dept in self.component.document()["departments"]:
             for system in dept["systems"]:
                 if system["backups"]:  # a system without backups has no backup readiness
                     family.add_metric([dept["id"], system["id"]], 1.0 if system["ready"] else 0.0)
@@ -75,30 +75,36 @@ class ReadinessComponent:
         live = {n: s.result for n, s in self.agent.book.states.items() if s.result is not None}
         return {**self._recorded, **live}
 
-    def report(self, department: str | None = None) -> dict[str, Any]:
-        return readiness.report(self.agent.config, self.results(), time.time(), department)
+    def document(self, department: str | None = None) -> dict[str, Any]:
+        """THE department document: the readiness report with the engine's extras
+        (continuity state, open incidents, each system's `up`) merged in.
 
-    def departments_json(self) -> dict[str, Any]:
-        doc = self.report()
+        Every renderer takes it from here -- /api/v1/departments, /readiness, the
+        status page, backup_ready -- so none can tell a department's state
+        differently from another. Raises KeyError for an unknown department.
+        """
+        doc = readiness.report(self.agent.config, self.results(), time.time(), department)
+        extras = []
         for provide in self.agent.department_extras:
             try:
-                extras = provide()
-            except Exception:  # another part's bug must not take this endpoint down
+                extras.append(provide())
+            except Exception:  # another part's bug must not take the document down
                 log.exception("department extras failed")
-                continue
-            for dept in doc["departments"]:
-                dept.update(extras.get(dept["id"], {}))
-        return doc
+        return readiness.merge_extras(doc, extras)
+
+    def departments_json(self) -> dict[str, Any]:
+        """The whole document, as /api/v1/departments serves it."""
+        return self.document()
 
     async def api_departments(self, request: web.Request) -> web.Response:
         await require_reader(request, self.agent.config.agent.web)
-        return web.json_response(self.departments_json())
+        return web.json_response(self.document())
 
     async def printable(self, request: web.Request) -> web.Response:
         await require_reader(request, self.agent.config.agent.web)
         department = request.query.get("department")
         try:
-            doc = self.report(department)
+            doc = self.document(department)
         except KeyError:
             raise web.HTTPNotFound(reason=f"unknown department {department!r}") from None
         page = readiness_render.page(doc, self.agent.config.agent.language)
@@ -107,4 +113,4 @@ class ReadinessComponent:
     def _status_section(self, agent: Agent) -> str:
         if not agent.config.departments:
             return ""
-        return readiness_render.section(self.report(), agent.config.agent.language)
+        return readiness_render.section(self.document(), agent.config.agent.language)

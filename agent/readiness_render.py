@@ -28,6 +28,10 @@ _TEXT = {
         "ready_all": "REDO",
         "not_ready": "INTE REDO",
         "state": "läge",
+        "normal": "normalt",
+        "degraded": "nedsatt",
+        "rto_breached": "RTO överskriden",
+        "mtpd_breached": "MTPD överskriden",
     },
     "en": {
         "title": "Backup readiness",
@@ -49,12 +53,22 @@ _TEXT = {
         "ready_all": "READY",
         "not_ready": "NOT READY",
         "state": "state",
+        "normal": "normal",
+        "degraded": "degraded",
+        "rto_breached": "RTO breached",
+        "mtpd_breached": "MTPD breached",
     },
 }
 
 
 def _yes_no(value: bool | None, t: dict[str, str]) -> str:
     return t["unknown"] if value is None else t["yes"] if value else t["no"]
+
+
+def _state(dept: dict[str, Any], t: dict[str, str]) -> str:
+    """The department's continuity state in the page's language."""
+    state = str(dept["state"])
+    return t.get(state, state)
 
 
 def _age(backup: dict[str, Any]) -> str:
@@ -69,7 +83,10 @@ def table(report: dict[str, Any], lang: str = "en") -> str:
     head.append(t["restored"])
     for dept in report["departments"]:
         verdict = t["ready_all"] if dept["ready"] else t["not_ready"]
-        lines += ["", f"{dept['name']} ({dept['id']}): {verdict}  [{t['state']}: {dept['state']}]"]
+        lines += [
+            "",
+            f"{dept['name']} ({dept['id']}): {verdict}  [{t['state']}: {_state(dept, t)}]",
+        ]
         rows = [head]
         for system in dept["systems"]:
             first = [system["name"], _yes_no(system["up"], t), _yes_no(system["ready"], t)]
@@ -132,7 +149,9 @@ def department_html(dept: dict[str, Any], t: dict[str, str]) -> str:
                     _cell(b["restore_tested_at"] or "-"),
                     _reasons(b["reasons"]),
                 ]
-            rows.append(f"<tr>{''.join(cells)}</tr>")
+            up = {True: "true", False: "false", None: "unknown"}[system["up"]]
+            attrs = f'data-system="{html.escape(system["id"])}" data-up="{up}"'
+            rows.append(f"<tr {attrs}>{''.join(cells)}</tr>")
     head = "".join(
         f"<th>{html.escape(t[k])}</th>"
         for k in ("system", "up", "ready", "backup", "age", "verified", "restored", "reasons")
@@ -140,7 +159,8 @@ def department_html(dept: dict[str, Any], t: dict[str, str]) -> str:
     return (
         f'<section class="dept"><h2>{html.escape(dept["name"])} – '
         f'<span class="{"ok" if dept["ready"] else "bad"}">{verdict}</span></h2>'
-        f"<p>{html.escape(t['state'])}: {html.escape(dept['state'])}</p>"
+        f'<p data-state="{html.escape(dept["state"])}">'
+        f"{html.escape(t['state'])}: {html.escape(_state(dept, t))}</p>"
         f"<table><tr>{head}</tr>{''.join(rows)}</table></section>"
     )
 

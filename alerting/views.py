@@ -74,7 +74,22 @@ def department_state(engine: IncidentEngine, department: str) -> int:
     return worst
 
 
+def system_up(engine: IncidentEngine, department: str, system: str) -> bool | None:
+    """As the engine sees it: down while an incident is open for the system, whether
+    its checks are critical or unreachable; None while no check of it has reported."""
+    if engine.open_incident((department, system)) is not None:
+        return False
+    unit = engine.plan.units.get((department, system))
+    checks = unit.checks if unit is not None else ()
+    return True if any(c in engine.state.checks for c in checks) else None
+
+
 def department_extras(engine: IncidentEngine, now: float) -> dict[str, dict[str, Any]]:
+    """The engine's part of every department document: state, incidents, systems' `up`.
+
+    `vaktpost_department_state` reads the same `department_state`, so the API,
+    the status page, /readiness and the metric cannot disagree.
+    """
     out: dict[str, dict[str, Any]] = {}
     for dept in engine.config.departments:
         incidents = [
@@ -85,6 +100,7 @@ def department_extras(engine: IncidentEngine, now: float) -> dict[str, dict[str,
         out[dept.id] = {
             "state": DEPARTMENT_STATES[department_state(engine, dept.id)],
             "incidents": incidents,
+            "systems": {s.id: {"up": system_up(engine, dept.id, s.id)} for s in dept.systems},
         }
     return out
 
@@ -99,6 +115,7 @@ _HEAD = {
         "Steg",
         "Kvitterad av",
         "Påverkar",
+        "Orsakad av",
     ),
     "en": (
         "Open incidents",
@@ -109,6 +126,7 @@ _HEAD = {
         "Step",
         "Acknowledged by",
         "Impacts",
+        "Caused by",
     ),
 }
 
@@ -126,10 +144,13 @@ def status_section(engine: IncidentEngine, now: float) -> str:
         if rto is not None and rto.rto is not None:
             down += f" / RTO {format_duration(rto.rto)}"
         impacted = ", ".join(f"{d}/{s}" if d else s for d, s in i.impacted)
+        # An impacted system's incident names its root cause's (engines that track it).
+        cause = getattr(i, "caused_by", None)
         rows.append(
             f"<tr><td>#{i.id} {html.escape(what)}</td><td>{i.status}</td><td>{down}</td>"
             f"<td>{'' if i.current_step is None else i.current_step}</td>"
-            f"<td>{html.escape(i.acked_by or '')}</td><td>{html.escape(impacted)}</td></tr>"
+            f"<td>{html.escape(i.acked_by or '')}</td><td>{html.escape(impacted)}</td>"
+            f"<td>{'' if cause is None else f'#{cause}'}</td></tr>"
         )
     head = "".join(f"<th>{h}</th>" for h in t[2:])
     return f"<h2>{t[0]}</h2><table><tr>{head}</tr>{''.join(rows)}</table>\n"
