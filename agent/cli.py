@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import json
 import sys
+import typing
 from collections.abc import Callable
 from pathlib import Path
 
@@ -14,10 +15,30 @@ from agent.configload import ConfigError
 from agent.daemon import read_config, serve
 from agent.results import ResultBook
 from agent.runtime import Runtime
-from alerting.store import Store
-from checks.base import CheckContext, Status, worst
+from agent.yamlsource import Problem
+from alerting.store import Store, StoreError
+from checks.base import CheckContext, Status, os_error_text, worst
+from checks.redact import printable, redact_text
 
 Handler = Callable[[argparse.Namespace], int]
+# Exit codes of errors (`check` uses 0-3 for statuses; there 3 also means "could not tell").
+EXIT_USAGE = 2  # a bad argument: the command line must change
+EXIT_CANNOT_RUN = 3  # the command could not do its work: config, state store, agent
+
+
+class CliError(Exception):
+    """An error the user can act on: printed as one line, exit `code`."""
+
+    def __init__(self, message: str, code: int = EXIT_CANNOT_RUN) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """Usage errors as one line (`vaktpost ack: argument INCIDENT_ID: ...`), exit 2."""
+
+    def error(self, message: str) -> typing.NoReturn:
+        self.exit(EXIT_USAGE, f"{self.prog}: {message} (see {self.prog} --help)\n")
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -31,11 +52,14 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
+    warnings: list[Problem] = []
     try:
-        config = read_config(args.config)
+        config = read_config(args.config, check_files=True, warnings=warnings)
     except ConfigError as exc:
         print(exc, file=sys.stderr)
         return 1
+    for warning in warnings:  # valid, so the exit code stays 0
+        print(warning, file=sys.stderr)
     print(
         f"{args.config or '<default>'}: ok ({len(config.checks)} checks, "
         f"{len(config.channels)} channels, {len(config.departments)} departments)"
@@ -48,7 +72,7 @@ def cmd_check(args: argparse.Namespace) -> int:
         config = read_config(args.config)
     except ConfigError as exc:
         print(exc, file=sys.stderr)
-        return 1
+        return EXIT_CANNOT_RUN  # not 1: that would read as "a check is warning"
     known = {c.name for c in config.checks}
     missing = [n for n in args.names if n not in known]
     if missing:
@@ -71,7 +95,12 @@ def cmd_check(args: argparse.Namespace) -> int:
         finally:
             await store.close()
 
-    asyncio.run(run())
+    try:
+        asyncio.run(run())
+    except StoreError as exc:
+        raise CliError(str(exc)) from None
+    except OSError as exc:
+        raise CliError(f"state store in {config.agent.state_dir}: {os_error_text(exc)}") from None
     selected = [s for s in book.states.values() if not args.names or s.config.name in args.names]
     results = [(s.config, s.result) for s in selected if s.result is not None]
     overall = worst([r.status for _, r in results])
@@ -93,6 +122,9 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 
 def print_table(header: list[str], rows: list[list[str]]) -> None:
+    # Cells come from the agent and from probes (an ack's `by`, a plugin's output):
+    # an escape sequence in one must not drive the terminal, nor a newline break the table.
+    rows = [[printable(str(v)) for v in row] for row in rows]
     widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header) - 1)]
     for row in [header, *rows]:
         cells = [str(v).ljust(w) for v, w in zip(row, widths, strict=False)]
@@ -100,11 +132,14 @@ def print_table(header: list[str], rows: list[list[str]]) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="vaktpost", description="Monitoring agent for municipal continuity."
     )
     parser.add_argument("--version", action="version", version=f"vaktpost {__version__}")
-    sub = parser.add_subparsers(dest="command", required=True)
+    sub = typing.cast(
+        "argparse._SubParsersAction[argparse.ArgumentParser]",
+        parser.add_subparsers(dest="command", required=True, parser_class=OneLineParser),
+    )
 
     run = sub.add_parser("run", help="run the daemon")
     run.add_argument("-c", "--config", help="config file (default: the embedded default)")
@@ -136,11 +171,21 @@ def extra_commands() -> list[Callable[[argparse._SubParsersAction[argparse.Argum
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     handler: Handler = args.handler
-    return handler(args)
+    try:
+        return handler(args)
+    except CliError as exc:
+        print(f"vaktpost {args.command}: {printable(redact_text(str(exc)))}", file=sys.stderr)
+        return exc.code
+    except KeyboardInterrupt:
+        return 130
+    except Exception as exc:  # never a traceback: one line that says what failed
+        reason = printable(redact_text(f"{type(exc).__name__}: {exc}"))
+        print(f"vaktpost {args.command}: cannot run: {reason}", file=sys.stderr)
+        return EXIT_CANNOT_RUN
 
 
 if __name__ == "__main__":
     sys.exit(main())
 
 
-__all__ = ["Status", "main"]
+__all__ = ["EXIT_CANNOT_RUN", "EXIT_USAGE", "CliError", "Status", "main"]

@@ -14,12 +14,14 @@ import urllib.error
 import urllib.request
 from typing import Any
 
+from agent.cli import EXIT_USAGE, CliError
 from agent.configload import ConfigError
 from agent.daemon import read_config
 from alerting.channels.interface import DeliveryError
 from alerting.channels.registry import build_channel
 from alerting.drill import DrillError, DrillResult, drill_payloads, run_drill
-from checks.base import format_duration, parse_duration
+from checks.base import format_duration, os_error_text, parse_duration
+from checks.redact import printable
 
 DEFAULT_URL = "http://127.0.0.1:9730"
 
@@ -41,7 +43,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     status.set_defaults(handler=cmd_status)
 
     ack = sub.add_parser("ack", help="acknowledge an incident")
-    ack.add_argument("incident", type=int, metavar="INCIDENT_ID")
+    ack.add_argument("incident", type=_incident_id, metavar="INCIDENT_ID")
     _remote(ack)
     ack.add_argument("--by")
     ack.add_argument("--comment", default="")
@@ -50,10 +52,26 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     silence = sub.add_parser("silence", help="mute notifications for matching incidents")
     _remote(silence)
     silence.add_argument("--match", action="append", required=True, metavar="KEY=GLOB")
-    silence.add_argument("--for", dest="duration", required=True, metavar="DURATION")
+    silence.add_argument(
+        "--for", dest="duration", required=True, metavar="DURATION", type=_duration
+    )
     silence.add_argument("--comment", default="")
     silence.add_argument("--by")
     silence.set_defaults(handler=cmd_silence)
+
+
+def _incident_id(text: str) -> int:
+    # int() takes ' 1' and '١' (Arabic-Indic one) as 1: an ack must name its incident exactly.
+    if not (text.isascii() and text.isdigit()):
+        raise argparse.ArgumentTypeError("an incident id is a number, e.g. 12")
+    return int(text)
+
+
+def _duration(text: str) -> float:
+    try:
+        return parse_duration(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _remote(parser: argparse.ArgumentParser) -> None:
@@ -155,11 +173,20 @@ def request(args: argparse.Namespace, method: str, path: str, body: Any = None) 
     except urllib.error.HTTPError as exc:
         try:
             message = json.loads(exc.read()).get("error", exc.reason)
-        except ValueError:
+        except (ValueError, AttributeError):
             message = exc.reason
-        raise SystemExit(f"{method} {path}: HTTP {exc.code}: {message}") from None
-    except (urllib.error.URLError, OSError) as exc:
-        raise SystemExit(f"cannot reach {args.url}: {exc}") from None
+        # 400/404/409/422: the arguments were wrong; anything else: the agent could not do it.
+        code = EXIT_USAGE if exc.code in (400, 404, 409, 422) else 3
+        raise CliError(f"{method} {path}: HTTP {exc.code}: {message}", code) from None
+    except (urllib.error.URLError, OSError, ValueError) as exc:
+        raise CliError(f"cannot reach {args.url}: {_why(exc)}") from None
+
+
+def _why(exc: Exception) -> str:
+    reason = getattr(exc, "reason", None)
+    if isinstance(reason, OSError):
+        return os_error_text(reason)
+    return str(reason or exc)
 
 
 def cmd_status(args: argparse.Namespace) -> int:
@@ -191,7 +218,9 @@ def cmd_status(args: argparse.Namespace) -> int:
 def cmd_ack(args: argparse.Namespace) -> int:
     body = {"by": args.by or args.user or getpass.getuser(), "comment": args.comment}
     incident = request(args, "POST", f"/api/v1/incidents/{args.incident}/ack", body)
-    print(f"incident {incident['id']} acknowledged by {incident['acknowledged_by']}")
+    print(
+        f"incident {incident['id']} acknowledged by {printable(str(incident['acknowledged_by']))}"
+    )
     return 0
 
 
@@ -205,7 +234,7 @@ def cmd_silence(args: argparse.Namespace) -> int:
         matchers[key] = glob
     body = {
         "matchers": matchers,
-        "duration_seconds": parse_duration(args.duration),
+        "duration_seconds": args.duration,
         "comment": args.comment,
         "created_by": args.by or args.user or getpass.getuser(),
     }

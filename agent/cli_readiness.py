@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from agent import readiness, readiness_render
+from agent.cli import EXIT_CANNOT_RUN, EXIT_USAGE
 from agent.config import Config
 from agent.configload import ConfigError
 from agent.daemon import read_config
@@ -19,7 +20,7 @@ from agent.runtime import Runtime
 from alerting.store import Store, StoreError
 from checks.base import CheckContext, CheckResult
 
-EXIT_READY, EXIT_NOT_READY, EXIT_ERROR = 0, 1, 2
+EXIT_READY, EXIT_NOT_READY = 0, 1
 
 
 async def _run_checks(config: Config, store: Store, names: list[str]) -> dict[str, CheckResult]:
@@ -66,15 +67,15 @@ def cmd_readiness(args: argparse.Namespace) -> int:
         config = read_config(args.config)
     except ConfigError as exc:
         print(exc, file=sys.stderr)
-        return EXIT_ERROR
+        return EXIT_CANNOT_RUN
     if args.department and args.department not in {d.id for d in config.departments}:
         print(f"unknown department: {args.department}", file=sys.stderr)
-        return EXIT_ERROR
+        return EXIT_USAGE
     try:
         results = asyncio.run(collect(config, args.department, args.refresh))
     except (StoreError, OSError) as exc:
         print(f"cannot read the state store: {exc}", file=sys.stderr)
-        return EXIT_ERROR
+        return EXIT_CANNOT_RUN
     report = readiness.report(config, results, time.time(), args.department)
     sys.stdout.write(render(report, args.format, config.agent.language))
     ready = all(d["ready"] for d in report["departments"])
@@ -84,7 +85,7 @@ def cmd_readiness(args: argparse.Namespace) -> int:
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = sub.add_parser(
         "readiness",
-        help="backup readiness per department (exit 0 ready, 1 not ready, 2 error)",
+        help="backup readiness per department (exit 0 ready, 1 not ready, 2 usage, 3 cannot run)",
     )
     parser.add_argument("-c", "--config", required=True)
     parser.add_argument("--department", metavar="ID", help="only this department")
