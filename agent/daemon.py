@@ -23,11 +23,9 @@ from agent.metrics import AgentMetrics
 from agent.results import CheckState, ResultBook
 from agent.runtime import Runtime
 from agent.web import build_app
-from agent.webguard import GuardedSite
-from alerting.incident_store import read_state
 from alerting.store import Store, StoreError
-from alerting.store_metrics import StoreCollector
 from checks.base import CheckContext
+from checks.redact import redact_text
 
 log = logging.getLogger("vaktpost.daemon")
 DEFAULT_CONFIG = Path(__file__).with_name("default.yaml")
@@ -64,10 +62,7 @@ class Agent:
 
     # -- lifecycle -------------------------------------------------------------
     async def startup(self) -> None:
-        # The daemon is the store's one writer: it alone may replace a damaged store.
-        await self.store.open(recover=True, verify=(read_state,))
-        self.store.start_probe()
-        self.metrics.registry.register(StoreCollector(self.store))
+        await self.store.open()
         self.book.listeners.append(self._mark_dirty)
         self.components = build_components(self)
         self.runtime.apply(self.config.checks)
@@ -77,7 +72,9 @@ class Agent:
         self._runner = web.AppRunner(build_app(self, routes), access_log=None, shutdown_timeout=1.0)
         await self._runner.setup()
         host, port = self.config.agent.host_port
-        site = GuardedSite(self._runner, host, port, ssl_context=server_tls(self.config))
+        site = web.TCPSite(
+            self._runner, host, port, reuse_address=True, ssl_context=server_tls(self.config)
+        )
         await site.start()
         self.runtime.start()
         self.metrics.reload_success.set(1)
@@ -121,36 +118,52 @@ class Agent:
 
     # -- reload ----------------------------------------------------------------
     async def reload(self) -> tuple[bool, list[str]]:
+        """Apply the config file whole or not at all; the old one keeps running on failure."""
         async with self._reload_lock:
             try:
                 new = await asyncio.to_thread(read_config, self.config_path)
             except ConfigError as exc:
-                errors = [str(p) for p in exc.problems]
-                self.metrics.reload_success.set(0)
-                log.error(
-                    "config reload rejected; the old config keeps running",
-                    extra={"errors": "; ".join(errors)},
-                )
-                return False, errors
+                return self._reload_failed("config reload rejected", [str(p) for p in exc.problems])
+            except Exception as exc:  # a loader bug must not take the daemon down
+                return self._reload_failed("config reload failed", [_reason(exc)])
             for key in ("listen", "state_dir", "max_concurrency"):
                 if getattr(new.agent, key) != getattr(self.config.agent, key):
                     log.warning("agent.%s changed; it takes effect on restart", key)
-            self.config = new
-            self.runtime.apply(new.checks)
-            for component in self.components:
-                component.reload(new)
+            old, reloaded = self.config, list[Component]()
+            try:
+                self.config = new
+                self.runtime.apply(new.checks)
+                for component in self.components:
+                    reloaded.append(component)
+                    component.reload(new)
+            except Exception as exc:
+                self._roll_back(old, reloaded)
+                return self._reload_failed("config reload failed", [_reason(exc)])
             self.metrics.reload_success.set(1)
             self.metrics.reload_timestamp.set(time.time())
             log.info("config reloaded", extra={"checks": len(new.checks)})
             return True, []
+
+    def _reload_failed(self, what: str, errors: list[str]) -> tuple[bool, list[str]]:
+        self.metrics.reload_success.set(0)
+        log.error(f"{what}; the old config keeps running", extra={"errors": "; ".join(errors)})
+        return False, errors
+
+    def _roll_back(self, old: Config, reloaded: list[Component]) -> None:
+        """Undo a half-applied reload: the checks and every component told so far."""
+        self.config = old
+        try:
+            self.runtime.apply(old.checks)
+            for component in reloaded:
+                component.reload(old)
+        except Exception as exc:  # nothing better to do than to say so, loudly
+            log.error("rolling back a failed reload failed", extra={"error": _reason(exc)})
 
     # -- state for readers -----------------------------------------------------
     def readiness_problems(self) -> list[str]:
         problems = []
         if not self.store.is_open:
             problems.append("state store is not open")
-        elif not self.store.writable:
-            problems.append(f"state store cannot write: {self.store.last_error}")
         return problems
 
     def check_results_json(self) -> list[dict[str, Any]]:
@@ -202,6 +215,10 @@ class Agent:
             # A stuck scheduler stops the pings, so systemd restarts the agent.
             if self.runtime.healthy:
                 sd_notify("WATCHDOG=1")
+
+
+def _reason(exc: BaseException) -> str:
+    return redact_text(f"{type(exc).__name__}: {exc}")
 
 
 def server_tls(config: Config) -> ssl.SSLContext | None:
