@@ -23,7 +23,10 @@ from agent.metrics import AgentMetrics
 from agent.results import CheckState, ResultBook
 from agent.runtime import Runtime
 from agent.web import build_app
+from agent.webguard import GuardedSite
+from alerting.incident_store import read_state
 from alerting.store import Store, StoreError
+from alerting.store_metrics import StoreCollector
 from checks.base import CheckContext
 from checks.redact import redact_text
 
@@ -62,7 +65,10 @@ class Agent:
 
     # -- lifecycle -------------------------------------------------------------
     async def startup(self) -> None:
-        await self.store.open()
+        # The daemon is the store's one writer: it alone may replace a damaged store.
+        await self.store.open(recover=True, verify=(read_state,))
+        self.store.start_probe()
+        self.metrics.registry.register(StoreCollector(self.store))
         self.book.listeners.append(self._mark_dirty)
         self.components = build_components(self)
         self.runtime.apply(self.config.checks)
@@ -72,9 +78,7 @@ class Agent:
         self._runner = web.AppRunner(build_app(self, routes), access_log=None, shutdown_timeout=1.0)
         await self._runner.setup()
         host, port = self.config.agent.host_port
-        site = web.TCPSite(
-            self._runner, host, port, reuse_address=True, ssl_context=server_tls(self.config)
-        )
+        site = GuardedSite(self._runner, host, port, ssl_context=server_tls(self.config))
         await site.start()
         self.runtime.start()
         self.metrics.reload_success.set(1)
@@ -164,6 +168,8 @@ class Agent:
         problems = []
         if not self.store.is_open:
             problems.append("state store is not open")
+        elif not self.store.writable:
+            problems.append(f"state store cannot write: {self.store.last_error}")
         return problems
 
     def check_results_json(self) -> list[dict[str, Any]]:
