@@ -11,6 +11,7 @@ import contextlib
 import functools
 import json
 import logging
+import math
 import os
 import sqlite3
 import threading
@@ -128,6 +129,8 @@ class Store:
         self.writable = True
         self.last_error = ""
         self.write_failures = 0
+        self.settle_seconds = 5.0  # no failed write for this long before it counts as up
+        self._failed_at = -math.inf
         self.recovery: Recovery | None = None  # set when this start replaced a damaged store
         self.recovered_at: float | None = None  # the last recovery, kept across restarts
 
@@ -274,7 +277,10 @@ class Store:
                 if is_store_failure(exc):
                     self._failed(exc)
                 raise
-            if wrote and not self.writable:
+            # Near a full disk SQLite reuses WAL space a failed write allocated, so
+            # small writes succeed between failures: up only after a quiet spell.
+            settled = time.monotonic() - self._failed_at >= self.settle_seconds
+            if wrote and not self.writable and settled:
                 self.writable = True
                 log.warning(
                     "state store writes again", extra={"failed_writes": self.write_failures}
@@ -283,6 +289,7 @@ class Store:
 
     def _failed(self, exc: BaseException) -> None:
         self.write_failures += 1
+        self._failed_at = time.monotonic()
         if self.writable:
             log.error("state store cannot write", extra={"error": str(exc)})
         self.writable = False

@@ -1,0 +1,129 @@
+"""state_dir on a small tmpfs, filled mid-escalation: loud while full, nothing lost after.
+
+A real daemon escalates a failing check to a loopback webhook. Its state_dir is
+a 4 MiB tmpfs that the test fills (dd until ENOSPC) while steps and repeats
+come due, and frees after. While full: /readyz 503, vaktpost_store_up 0, and
+the outbox still sends the row it already held (reads work while writes fail)
+exactly once. After: every step and the repeat that came due is delivered,
+late, never lost.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.alerting_fixtures import CI, TcpTarget, ThreadedReceiver
+from tests.conftest import wait_until
+from tests.faults.store_fixtures import AGENT, StoreDaemon, write_config
+
+STEPS = (0.0, 6.0, 12.0)
+REPEAT = 4.0
+HOLD_UNTIL = 17.0  # seconds after the first step was queued: steps 1, 2 and repeats came due
+
+
+def key(suffix: str) -> str:
+    return f"{AGENT}/dept/app/1/{suffix}"
+
+
+def _unavailable(why: str) -> None:
+    if CI:
+        pytest.fail(why)
+    pytest.skip(why)
+
+
+@pytest.fixture
+def small_fs(tmp_path: Path) -> Iterator[Path]:
+    if os.geteuid() != 0:
+        _unavailable("mounting a tmpfs needs root")
+    mount = tmp_path / "state"
+    mount.mkdir()
+    done = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(mount)],
+        capture_output=True,
+        text=True,
+    )
+    if done.returncode != 0:
+        _unavailable(f"cannot mount a tmpfs: {done.stderr.strip()}")
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], check=True)
+
+
+def fill(mount: Path) -> Path:
+    """Writes a file until the filesystem is full (dd ends with ENOSPC: that is the point)."""
+    filler = mount / "filler"
+    subprocess.run(
+        ["dd", "if=/dev/zero", f"of={filler}", "bs=4k", "oflag=append", "conv=notrunc"],
+        capture_output=True,
+    )
+    assert shutil.disk_usage(mount).free < 8192
+    return filler
+
+
+def pending(daemon: StoreDaemon) -> float:
+    return daemon.metric("vaktpost_outbox_pending") or 0.0
+
+
+def test_disk_full_mid_escalation_loses_nothing(small_fs: Path, tmp_path: Path) -> None:
+    target = TcpTarget()
+    with ThreadedReceiver() as receiver:
+        receiver.receiver.status = 503  # the first step waits in the outbox, committed
+        cfg = tmp_path / "cfg.yaml"
+        port = write_config(cfg, small_fs, receiver.url, target.port, STEPS, REPEAT)
+        daemon = StoreDaemon(cfg, port, tmp_path / "daemon.log")
+        try:
+            wait_until(daemon.listening, 30, "the daemon")
+            wait_until(lambda: pending(daemon) >= 1, 20, "the first step queued")
+            queued = time.monotonic()
+            filler = fill(small_fs)
+            wait_until(lambda: daemon.get("/readyz")[0] == 503, 15, "/readyz 503 while full")
+            assert daemon.metric("vaktpost_store_up") == 0.0
+            problems = json.loads(daemon.get("/readyz")[1])["problems"]
+            assert any("state store cannot write" in p for p in problems), problems
+
+            receiver.receiver.status = 200
+            wait_until(
+                lambda: key("0") in receiver.dedup_keys(),
+                HOLD_UNTIL - 2,
+                "the held row sent while the disk is full",
+            )
+            assert daemon.get("/readyz")[0] == 503, "still full: the send needed no write"
+            while time.monotonic() < queued + HOLD_UNTIL:
+                fill(small_fs)  # keep it full, whatever SQLite frees meanwhile
+                time.sleep(0.5)  # the fault's duration, not a wait for state
+            assert daemon.metric("vaktpost_store_up") == 0.0
+            filler.unlink()
+            freed = time.monotonic()
+
+            wait_until(lambda: daemon.get("/readyz")[0] == 200, 15, "/readyz 200 once freed")
+            assert daemon.metric("vaktpost_store_up") == 1.0
+            want = {key("0"), key("1"), key("2"), key("2/repeat-1")}
+            wait_until(
+                lambda: want <= set(receiver.dedup_keys()),
+                30,
+                f"every step delivered after the disk was freed (want {sorted(want)})",
+            )
+        finally:
+            code = daemon.stop()
+            print("\n".join(f"{t:.1f}s {k}" for t, k in receiver.arrivals))
+    stderr = daemon.stderr()
+    assert "Traceback" not in stderr
+    assert code == 0
+    keys = receiver.dedup_keys()
+    assert keys.count(key("0")) == 1, "a send recorded only in memory is not sent again"
+    late = {k for t, k in receiver.arrivals if t >= freed}
+    assert {key("1"), key("2")} <= late, "nothing is sent that was not committed"
+    for step in range(len(STEPS)):
+        numbers = sorted(
+            int(k.rsplit("-", 1)[1]) for k in set(keys) if k.startswith(key(f"{step}/repeat-"))
+        )
+        assert numbers == list(range(1, len(numbers) + 1)), f"step {step} repeats lost: {numbers}"
