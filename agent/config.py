@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from agent.cron import parse_cron
 from alerting.channels.base import ChannelConfig
 from alerting.channels.registry import CHANNEL_CONFIGS
-from checks.base import CheckConfig, Duration, Name, parse_duration
+from checks.base import CheckConfig, Duration, Interval, Name, Timeout, parse_duration
 from checks.registry import CHECK_TYPES
 
 _FROZEN = ConfigDict(frozen=True, extra="forbid")
@@ -46,8 +46,8 @@ def default_state_dir() -> str:
 
 class Defaults(BaseModel):
     model_config = _FROZEN
-    interval: Annotated[Duration, Field(gt=0)] = 60.0
-    timeout: Annotated[Duration, Field(gt=0)] = 10.0
+    interval: Interval = 60.0  # the same bounds as a check's own (docs/config.md "Limits")
+    timeout: Timeout = 10.0
     failures_before_alert: Annotated[int, Field(ge=1)] = 2
 
 
