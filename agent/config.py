@@ -213,6 +213,8 @@ class AgentConfig(BaseModel):
     language: Literal["sv", "en"] = "sv"
     timezone: str = "Europe/Stockholm"
     default_escalation: tuple[EscalationStep, ...] = ()
+    # Notifications of one root cause that come due within this window go out as one.
+    group_wait: Annotated[Duration, Field(ge=0, le=3600)] = 10.0
 
     @field_validator("listen")
     @classmethod

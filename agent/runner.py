@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from dataclasses import replace
 
 from agent.results import DEPENDENCY_DOWN, FAILING, ResultBook
 from checks.base import Check, CheckResult, Status, format_duration
@@ -36,16 +37,19 @@ class Runner:
 
     def finish(self, check: Check, result: CheckResult, duration: float) -> CheckResult:
         cfg = check.config
-        status, message = result.status, result.message
+        status = result.status
         if status is Status.CRITICAL and cfg.severity == "warning":
             status = Status.WARNING
-        if status in FAILING:
-            for dep in cfg.depends_on:
-                dep_status = self.book.status_of(dep)
-                if dep_status is not None and dep_status in DEPENDENCY_DOWN:
-                    status = Status.UNREACHABLE
-                    message = (
-                        f"unreachable: depends on {dep} which is {dep_status.label}; {message}"
-                    )
-                    break
-        return CheckResult(status, message, result.facts, duration, time.time())
+        done = CheckResult(status, result.message, result.facts, duration, time.time())
+        return self.judge(check, done)
+
+    def judge(self, check: Check, result: CheckResult) -> CheckResult:
+        """A failing result is `unreachable` while a check it depends on is down."""
+        if result.status not in FAILING:
+            return result
+        for dep in check.config.depends_on:
+            dep_status = self.book.status_of(dep)
+            if dep_status is not None and dep_status in DEPENDENCY_DOWN:
+                message = f"unreachable: depends on {dep} which is {dep_status.label}; "
+                return replace(result, status=Status.UNREACHABLE, message=message + result.message)
+        return result

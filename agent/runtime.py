@@ -12,10 +12,10 @@ from datetime import UTC, datetime
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
-from agent.results import ResultBook
+from agent.results import DEPENDENCY_DOWN, FAILING, ResultBook
 from agent.runner import Runner
 from checks import registry
-from checks.base import Check, CheckConfig, CheckContext
+from checks.base import Check, CheckConfig, CheckContext, CheckResult
 
 log = logging.getLogger("vaktpost.runtime")
 # Checks whose start offsets fall into the same 100 ms of their interval share one
@@ -49,6 +49,7 @@ class Runtime:
         self._slots: dict[str, set[str]] = {}  # slot job id -> its checks
         self._slot_of: dict[str, str] = {}  # check -> slot job id
         self._running: set[str] = set()  # checks with a probe in flight: one at a time
+        self._done: dict[str, asyncio.Future[None]] = {}  # in flight: resolved when recorded
         self._inflight: set[asyncio.Task[None]] = set()
         self._closing: set[asyncio.Task[None]] = set()
         self._timers: list[asyncio.TimerHandle] = []
@@ -180,26 +181,63 @@ class Runtime:
                 continue
             self._spawn(name, lag)
 
-    def _spawn(self, name: str, lag: float) -> None:
+    def _spawn(self, name: str, lag: float | None) -> None:
         """Start one probe as its own task; skip a check whose last probe still runs."""
         check = self.checks.get(name)
         if check is None or name in self._running:
             return  # like max_instances=1: the next run waits for the slow one
-        self.observe_lag(lag)
+        if lag is not None:
+            self.observe_lag(lag)
         self._started[name] = time.monotonic()
         self._running.add(name)
+        self._done[name] = asyncio.get_running_loop().create_future()
         task = asyncio.get_running_loop().create_task(self._run(name, check))
         self._inflight.add(task)
         task.add_done_callback(self._inflight.discard)
 
     async def _run(self, name: str, check: Check) -> None:
         try:
+            started = time.time()
             result = await self.runner.run(check)  # never raises
+            if result.status in FAILING and check.config.depends_on:
+                result = await self._judge_fresh(check, result, started)
             self.book.record(name, result)
         except Exception:  # a listener's bug must not silence the check
             log.exception("recording a result failed", extra={"check": name})
         finally:
             self._running.discard(name)
+            done = self._done.pop(name, None)
+            if done is not None and not done.done():
+                done.set_result(None)
+
+    async def _judge_fresh(self, check: Check, result: CheckResult, started: float) -> CheckResult:
+        """Root cause in every timing: judge a failing dependent on a fresh verdict.
+
+        A dependency whose latest result is missing (start-up), or says up but is
+        older than this probe (the second the uplink dies), is probed at once; a
+        probe already in flight is joined, so 200 dependents cost one probe of the
+        uplink. Its result is recorded before the dependent's, so the engine sees
+        the root cause first. Chains resolve the same way, one level at a time.
+        """
+        stale = []
+        for dep in check.config.depends_on:
+            state = self.book.states.get(dep)
+            if state is None or dep not in self.checks:
+                continue
+            last = state.result
+            if last is None or (last.status not in DEPENDENCY_DOWN and last.finished_at < started):
+                stale.append(dep)
+        if not stale:
+            return result
+        await asyncio.gather(*(self._probe_now(dep) for dep in stale))
+        return self.runner.judge(check, result)
+
+    async def _probe_now(self, name: str) -> None:
+        if name not in self._done:
+            self._spawn(name, None)
+        done = self._done.get(name)
+        if done is not None:
+            await asyncio.shield(done)
 
     async def run_once(self, names: list[str] | None = None) -> None:
         """Run the selected (default: all) checks once, after the checks they depend on."""

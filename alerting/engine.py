@@ -7,7 +7,10 @@ one transaction before it sends any of its notifications.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import copy
+from collections.abc import Callable, Iterable
+from dataclasses import fields
+from functools import partial
 from typing import Any
 
 from agent.config import Config
@@ -27,7 +30,10 @@ from alerting.payload import build_payload, dedup_key
 from alerting.plan import Plan, Unit, build_plan
 
 FAILING = frozenset({"critical", "unknown"})
+# Statuses that count towards `failures_before_alert`: an unreachable system is down too.
+DOWN = FAILING | {"unreachable"}
 UnitKey = tuple[str | None, str]
+_INCIDENT_FIELDS = tuple(f.name for f in fields(Incident))
 
 
 class IncidentEngine:
@@ -36,9 +42,94 @@ class IncidentEngine:
         self.config = config
         self.plan: Plan = build_plan(config)
 
-    def reconfigure(self, config: Config) -> None:
+    def reconfigure(self, config: Config, now: float) -> Outcome:
+        """A reload: incidents of systems that are gone resolve (with a notice), the rest
+        is re-evaluated, so a failing check newly placed in a system opens its incident."""
+        old_plan = self.plan
         self.config = config
         self.plan = build_plan(config)
+        out = Outcome()
+        for incident in list(self.state.incidents.values()):
+            key = (incident.department, incident.system)
+            if key not in self.plan.units:
+                unit = old_plan.units.get(key)
+                step = partial(self._removed, incident, unit, now, old_plan)
+                out.merge(self._guarded(incident, step))
+        out.merge(self.reconcile(now))
+        return out
+
+    def reconcile(self, now: float) -> Outcome:
+        """Re-evaluate every incident from the current check tracks (start, reload)."""
+
+        def run() -> Outcome:
+            out = Outcome()
+            for name, track in self.state.checks.items():
+                spec = self.plan.checks.get(name)
+                if spec is None or track.confirmed:
+                    continue
+                # failures_before_alert may have been lowered by the new config
+                if track.status in DOWN and track.failures >= spec.failures_before_alert:
+                    track.confirmed = True
+                    out.checks[name] = track
+            for incident in list(self.state.incidents.values()):
+                if (incident.department, incident.system) not in self.plan.units:
+                    out.merge(self._removed(incident, None, now, self.plan))
+            for unit in self.plan.units.values():
+                out.merge(self._evaluate(unit, now))
+            out.merge(self._update_impacted())
+            return out
+
+        return self._atomic("reconcile", run)
+
+    # -- the guarded boundary: a call commits its whole outcome or none of it ----------
+    def _atomic(self, what: str, fn: Callable[[], Outcome], *tracks: CheckTrack) -> Outcome:
+        saved = self._snapshot(tracks)
+        try:
+            return fn()
+        except Exception as exc:
+            self._restore(saved)
+            return Outcome(errors=[f"{what}: {type(exc).__name__}: {exc}"])
+
+    def _guarded(self, incident: Incident, fn: Callable[[], Outcome]) -> Outcome:
+        """One incident's step: on failure that incident alone is rolled back."""
+        saved = copy.deepcopy(incident)
+        present = incident.id in self.state.incidents
+        try:
+            return fn()
+        except Exception as exc:
+            _copy_into(incident, saved)
+            if present:
+                self.state.incidents[incident.id] = incident
+            where = f"{incident.department or '-'}/{incident.system}"
+            return Outcome(
+                errors=[f"incident {incident.id} ({where}): {type(exc).__name__}: {exc}"]
+            )
+
+    def _snapshot(self, tracks: tuple[CheckTrack, ...]) -> Any:
+        """Tracks come already copied (taken before the caller changed them)."""
+        state = self.state
+        return (
+            dict(state.incidents),
+            {i: copy.deepcopy(inc) for i, inc in state.incidents.items()},
+            {t.name: t for t in tracks},
+            state.next_incident_id,
+        )
+
+    def _restore(self, saved: Any) -> None:
+        members, copies, tracks, next_id = saved
+        # In place: outcomes queued earlier hold these very objects.
+        for iid, incident in members.items():
+            _copy_into(incident, copies[iid])
+        self.state.incidents.clear()
+        self.state.incidents.update(members)
+        for name, track in tracks.items():
+            live = self.state.checks.get(name)
+            if live is None:
+                self.state.checks[name] = track
+            else:
+                for attr in track.__slots__:
+                    setattr(live, attr, getattr(track, attr))
+        self.state.next_incident_id = next_id
 
     # -- queries ---------------------------------------------------------------
     def open_incident(self, key: UnitKey) -> Incident | None:
@@ -52,7 +143,8 @@ class IncidentEngine:
         links = [name for name, spec in self.plan.checks.items() if spec.is_link]
         tracks = [self.state.checks.get(name) for name in links]
         known = [t for t in tracks if t is not None and t.failures + t.successes > 0]
-        return bool(known) and all(t.status in FAILING for t in known)
+        # An uplink that is unreachable (its own dependency is down) is no way out either.
+        return bool(known) and all(t.status in DOWN for t in known)
 
     def is_down(self, unit: Unit) -> bool:
         return any(
@@ -65,43 +157,55 @@ class IncidentEngine:
         if unit is None or incident.current_step is None:
             return None
         key = dedup_key(self.plan.agent, incident, str(incident.current_step))
-        return build_payload(self.plan, unit, incident, self.state.checks, "repeat", key, now)
+        return build_payload(
+            self.plan, unit, incident, self.state.checks, "repeat", key, now, "", self._by_key()
+        )
 
     # -- inputs ------------------------------------------------------------------
     def observe(self, check: str, status: str, message: str, now: float) -> Outcome:
         """A check result. Returns what changed (often nothing)."""
-        out = Outcome()
         spec = self.plan.checks.get(check)
         if spec is None:
-            return out
+            return Outcome()
         track = self.state.checks.get(check)
         if track is None:
             track = self.state.checks[check] = CheckTrack(check, since=now)
+        saved = copy.copy(track)
         before = (track.status, track.failures, track.successes, track.confirmed)
-        was_unreachable = track.status == "unreachable"
         _count(
             track, status, message, now, spec.failures_before_alert, spec.successes_before_recovery
         )
         if (track.status, track.failures, track.successes, track.confirmed) == before:
-            return out
-        out.checks[check] = track
+            return Outcome()  # steady: no write, no evaluation
+        return self._atomic(f"check {check}", lambda: self._changed(track, before, now), saved)
+
+    def _changed(
+        self, track: CheckTrack, before: tuple[str, int, int, bool], now: float
+    ) -> Outcome:
+        out = Outcome(checks={track.name: track})
         if track.confirmed != before[3] or track.status != before[0]:
-            for key in self.plan.units_of_check.get(check, ()):
+            for key in self.plan.units_of_check.get(track.name, ()):
                 out.merge(self._evaluate(self.plan.units[key], now))
-        if was_unreachable != (track.status == "unreachable"):
             out.merge(self._update_impacted())
         return out
 
     def tick(self, now: float) -> Outcome:
-        """Advance escalation clocks: steps, repeats, ack expiry, RTO/MTPD breaches."""
+        """Advance escalation clocks: steps, repeats, ack expiry, RTO/MTPD breaches.
+
+        Each incident is advanced on its own: one that raises is rolled back and
+        reported in `errors`, and every other incident still escalates on time.
+        """
         out = Outcome()
         for incident in list(self.state.incidents.values()):
             unit = self.plan.units.get((incident.department, incident.system))
-            if unit is None or not self.is_down(unit):
-                # Removed from the config by a reload, or recovered meanwhile.
-                out.merge(self._resolve(incident, unit, now))
-                continue
-            out.merge(self._escalate(incident, unit, now))
+            step: Callable[[], Outcome]
+            if unit is None:
+                step = partial(self._removed, incident, None, now, self.plan)
+            elif not self.is_down(unit):
+                step = partial(self._resolve, incident, unit, now)
+            else:
+                step = partial(self._escalate, incident, unit, now)
+            out.merge(self._guarded(incident, step))
         for sid in [s.id for s in self.state.silences.values() if s.ends_at <= now]:
             del self.state.silences[sid]
         return out
@@ -110,6 +214,13 @@ class IncidentEngine:
         incident = self.state.incidents.get(incident_id)
         if incident is None:
             raise KeyError(incident_id)
+        out = self._guarded(incident, lambda: self._acknowledge(incident, by, comment, now))
+        if out.errors:
+            raise RuntimeError(out.errors[0])
+        return out
+
+    def _acknowledge(self, incident: Incident, by: str, comment: str, now: float) -> Outcome:
+        again = incident.acked_at is not None
         incident.acked_by, incident.acked_at, incident.ack_comment = by or "unknown", now, comment
         incident.acks += 1
         out = Outcome(incidents={incident.id: incident})
@@ -123,7 +234,9 @@ class IncidentEngine:
             )
         )
         unit = self.plan.units.get((incident.department, incident.system))
-        if unit is not None and not self._muted(incident, now):
+        # A re-ack (a second person, a new comment) is recorded, but people already
+        # told it was acknowledged are not told again.
+        if unit is not None and not again and not self._muted(incident, now):
             suffix = f"ack-{incident.acks}"
             out.notifications += self._notify(
                 unit, incident, incident.notified, "acknowledged", suffix, now
@@ -170,19 +283,45 @@ class IncidentEngine:
         out.merge(self._escalate(incident, unit, now))
         return out
 
-    def _resolve(self, incident: Incident, unit: Unit | None, now: float) -> Outcome:
+    def _resolve(
+        self, incident: Incident, unit: Unit | None, now: float, message: str = ""
+    ) -> Outcome:
         incident.resolved_at = now
         del self.state.incidents[incident.id]
         out = Outcome(incidents={incident.id: incident})
         out.events.append(
-            Event(now, "resolved", incident.id, incident.current_step, tuple(incident.notified))
+            Event(
+                now,
+                "resolved",
+                incident.id,
+                incident.current_step,
+                tuple(incident.notified),
+                message,
+            )
         )
         if unit is not None:
             # Everyone who was told it is down hears that it is over, muted or not.
             out.notifications += self._notify(
-                unit, incident, incident.notified, "resolved", "resolved", now
+                unit, incident, incident.notified, "resolved", "resolved", now, message
             )
         return out
+
+    def _removed(self, incident: Incident, unit: Unit | None, now: float, plan: Plan) -> Outcome:
+        """A reload (or a restart on a new config) took the incident's system away."""
+        if unit is None:  # the old plan is unknown (restart): enough to tell who was paged
+            unit = Unit(
+                incident.department,
+                "",
+                incident.system,
+                incident.system,
+                tuple(incident.checks),
+                (),
+            )
+        current, self.plan = self.plan, plan
+        try:
+            return self._resolve(incident, unit, now, REMOVED)
+        finally:
+            self.plan = current
 
     def _escalate(self, incident: Incident, unit: Unit, now: float) -> Outcome:
         out = Outcome()
@@ -206,15 +345,15 @@ class IncidentEngine:
             assert step is not None
             incident.steps_muted.remove(step)
             self._send_step(incident, unit, step, "notify", str(step), now, out)
-        elif not due and self._repeat_due(incident, unit, now):
+        elif not due and muted is None and self._repeat_due(incident, unit, now):
+            # A muted repeat is not sent and not counted: repeat numbers stay dense.
             incident.repeats += 1
             incident.last_notified_at = now
             out.incidents[incident.id] = incident
             current = incident.current_step
             assert current is not None
-            if muted is None:
-                suffix = f"{current}/repeat-{incident.repeats}"
-                self._send_step(incident, unit, current, "repeat", suffix, now, out)
+            suffix = f"{current}/repeat-{incident.repeats}"
+            self._send_step(incident, unit, current, "repeat", suffix, now, out)
         return out
 
     def _expire_ack(self, incident: Incident, now: float, out: Outcome) -> None:
@@ -303,28 +442,55 @@ class IncidentEngine:
     ) -> list[Notification]:
         key = dedup_key(self.plan.agent, incident, suffix)
         payload = build_payload(
-            self.plan, unit, incident, self.state.checks, kind, key, now, message
+            self.plan, unit, incident, self.state.checks, kind, key, now, message, self._by_key()
         )
-        return [Notification(key, name, incident.id, kind, now, payload) for name in channels]
+        due_at = None
+        if kind != "acknowledged" and self._groupable(incident):
+            payload["group_key"] = incident.root
+            due_at = now + self.plan.group_wait
+        return [
+            Notification(key, name, incident.id, kind, now, payload, due_at) for name in channels
+        ]
+
+    def _by_key(self) -> dict[UnitKey, Incident]:
+        return {(i.department, i.system): i for i in self.state.incidents.values()}
+
+    def _groupable(self, incident: Incident) -> bool:
+        """Held for group_wait: incidents whose root cause may take other systems down."""
+        if self.plan.group_wait <= 0 or not incident.root:
+            return False
+        return incident.caused_by is not None or any(
+            self.plan.dependents.get(name) for name in incident.root.split(",")
+        )
 
     # -- dependencies --------------------------------------------------------------
     def _update_impacted(self) -> Outcome:
-        """Attach every unit whose checks are unreachable to the incident of their root cause."""
+        """Link every incident to its root cause, and list on the root who else is hit."""
         out = Outcome()
         if not self.state.incidents:
             return out
+        for incident in self.state.incidents.values():
+            root, cause = self._cause(incident)
+            if (incident.root, incident.caused_by) != (root, cause):
+                incident.root, incident.caused_by = root, cause
+                out.incidents[incident.id] = incident
+            origin = self.state.incidents.get(cause) if cause is not None else None
+            key = (incident.department, incident.system)
+            if origin is not None and key not in origin.impacted:
+                origin.impacted.append(key)
+                out.incidents[origin.id] = origin
         for track in self.state.checks.values():
             if track.status != "unreachable":
                 continue
             for root in self._roots(track.name, set()):
                 for key in self.plan.units_of_check.get(root, ()):
-                    incident = self.open_incident(key)
-                    if incident is None:
+                    origin = self.open_incident(key)
+                    if origin is None:
                         continue
                     for hit in self.plan.units_of_check.get(track.name, ()):
-                        if hit != key and hit not in incident.impacted:
-                            incident.impacted.append(hit)
-                            out.incidents[incident.id] = incident
+                        if hit != key and hit not in origin.impacted:
+                            origin.impacted.append(hit)
+                            out.incidents[origin.id] = origin
         return out
 
     def _roots(self, name: str, seen: set[str]) -> set[str]:
@@ -336,13 +502,36 @@ class IncidentEngine:
         seen.add(name)
         for dep in spec.depends_on:
             track = self.state.checks.get(dep)
-            if track is None:
-                continue
-            if track.status == "unreachable":
-                roots |= self._roots(dep, seen)
+            if track is None:  # never seen here, yet the runner blamed it: it is the cause
+                roots.add(dep)
+            elif track.status == "unreachable":
+                roots |= self._roots(dep, seen) or {dep}
             elif track.status in FAILING or track.confirmed:
                 roots.add(dep)
         return roots
+
+    def _cause(self, incident: Incident) -> tuple[str, int | None]:
+        """(root checks as a key, the root's incident) — the incident itself unless every
+        one of its failing checks is unreachable."""
+        checks = incident.checks
+        own = [
+            c
+            for c in checks
+            if (t := self.state.checks.get(c)) is None or t.status != "unreachable"
+        ]
+        if own or not checks:
+            return ",".join(sorted(own)), None
+        roots: set[str] = set()
+        for name in checks:
+            roots |= self._roots(name, set())
+        if not roots:  # the root recovered first: this one still belongs to it
+            return incident.root or ",".join(sorted(checks)), incident.caused_by
+        for name in sorted(roots):
+            for key in self.plan.units_of_check.get(name, ()):
+                origin = self.open_incident(key)
+                if origin is not None and origin.id != incident.id:
+                    return ",".join(sorted(roots)), origin.id
+        return ",".join(sorted(roots)), None
 
     # -- the drill's clock ------------------------------------------------------------
     def next_wakeup(self, now: float) -> float | None:
@@ -363,6 +552,14 @@ class IncidentEngine:
         return min(later) if later else None
 
 
+REMOVED = "removed from the config"
+
+
+def _copy_into(target: Incident, source: Incident) -> None:
+    for name in _INCIDENT_FIELDS:
+        setattr(target, name, copy.deepcopy(getattr(source, name)))
+
+
 def _count(
     track: CheckTrack,
     status: str,
@@ -374,15 +571,13 @@ def _count(
     # Counters saturate at their thresholds, so a steady check causes no writes.
     track.message = message
     track.status = status
-    if status in FAILING:
+    if status in DOWN:
+        # `unreachable` counts too: the people who use the system cannot reach it either.
         track.failures = min(track.failures + 1, failures_needed)
         track.successes = 0
         if not track.confirmed and track.failures >= failures_needed:
             track.confirmed = True
             track.since = now
-    elif status == "unreachable":
-        # Not this check's fault; it counts afresh once the path is back.
-        track.failures = track.successes = 0
     else:
         track.successes = min(track.successes + 1, successes_needed)
         track.failures = 0

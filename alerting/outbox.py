@@ -19,13 +19,17 @@ import random
 import time
 from collections import Counter
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from alerting.channels.base import ChannelConfig
 from alerting.channels.interface import Channel, DeliveryError, RetryableError
+from alerting.grouping import batches, merge, ready
 from alerting.incident_store import IncidentStore, OutboxRow, OutboxUpdate
 
 log = logging.getLogger("vaktpost.outbox")
+# How many pending rows of a lane are looked at at once: a group of one root cause
+# (a dead uplink under many systems) must fit, to go out as one message.
+HEAD_SCAN = 512
 
 
 @dataclass(frozen=True)
@@ -51,8 +55,12 @@ class Outbox:
         backoff: Backoff | None = None,
         clock: Callable[[], float] = time.time,
         outcomes: Counter[tuple[str, str]] | None = None,
+        language: str = "sv",
+        timezone: str = "Europe/Stockholm",
     ) -> None:
         self.store = store
+        self.language = language
+        self.timezone = timezone
         self.channels = channels
         self.configs = configs
         self.uplink_down = uplink_down
@@ -140,30 +148,45 @@ class Outbox:
     async def _lane_once(self, name: str) -> float:
         """Send one batch; return how long to sleep unless woken."""
         config = self.configs[name]
-        rows = await self.store.head(name, config.concurrency)
+        rows = await self.store.head(name, max(config.concurrency, HEAD_SCAN))
         if not rows:
             return 30.0
         now = self.clock()
+        todo = ready(rows, now)
         if config.requires_internet and config.fallback and self.uplink_down():
-            await self._hand_over(name, config, rows, now)
-            return 0.0
-        due = []
-        for row in rows:  # only a due prefix: order is kept
-            if row.next_attempt_at > now:
-                break
-            due.append(row)
-        if not due:
+            # Rows in backoff go at once too; rows held for grouping wait for their group.
+            held = {r.id for r in rows if r.attempts == 0 and r.next_attempt_at > now}
+            ids = {r.id for r in todo}
+            hand = [r for r in rows if r.id in ids or r.id not in held]
+            if hand:
+                await self._hand_over(name, config, hand, now)
+                return 0.0
+        if not todo:
             return max(0.05, rows[0].next_attempt_at - now)
+        sends = batches(todo)[: config.concurrency]
         channel = self.channels[name]
-        errors = await asyncio.gather(*(self._send(channel, row) for row in due))
+        errors = await asyncio.gather(*(self._send_batch(channel, batch) for batch in sends))
         updates = [
-            self._outcome(name, config, row, err) for row, err in zip(due, errors, strict=True)
+            self._outcome(name, config, row, err)
+            for batch, err in zip(sends, errors, strict=True)
+            for row in batch
         ]
         await self.store.record(updates)
         for update in updates:
             for target in update.fallbacks:
                 self.wake(target)
         return 0.0
+
+    async def _send_batch(self, channel: Channel, batch: list[OutboxRow]) -> DeliveryError | None:
+        if len(batch) == 1:
+            return await self._send(channel, batch[0])
+        payload = merge([r.payload for r in batch], self.language, self.timezone)
+        lead = next(r for r in batch if r.dedup_key == payload["dedup_key"])
+        log.info(
+            "sending a group as one message",
+            extra={"channel": lead.channel, "dedup_key": lead.dedup_key, "count": len(batch)},
+        )
+        return await self._send(channel, replace(lead, payload=payload))
 
     async def _send(self, channel: Channel, row: OutboxRow) -> DeliveryError | None:
         try:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -34,7 +35,9 @@ def build_payload(
     key: str,
     now: float,
     message: str = "",
+    incidents: Mapping[tuple[str | None, str], Incident] | None = None,
 ) -> dict[str, Any]:
+    """`incidents` (open ones by system) gives each impacted system its own clock."""
     end = incident.resolved_at if incident.resolved_at is not None else now
     down = max(0.0, end - incident.started_at)
     status = "resolved" if kind == "resolved" else incident.status
@@ -63,21 +66,59 @@ def build_payload(
         "rto_remaining_seconds": _remaining(unit.rto, down),
         "mtpd_remaining_seconds": _remaining(unit.mtpd, down),
         "fallback": unit.fallback,
-        "impacted": [{"department": d, "system": s} for d, s in incident.impacted],
+        "impacted": [
+            impacted_entry(plan, key, (incidents or {}).get(key), down, now)
+            for key in incident.impacted
+        ],
+        "caused_by": incident.caused_by,
+        "grouped": [key],
+        "ack_code": None,
+        "ack_url": None,
         "acknowledged_by": incident.acked_by,
         "message": message,
         "agent": plan.agent,
         "created_at": rfc3339(now),
     }
-    what = unit.system_name
-    if unit.department_name:
-        what = f"{unit.department_name}: {unit.system_name}"
     payload["text"] = render(
         payload,
         kind,
         language=plan.language,
         timezone=plan.timezone,
         started_ts=incident.started_at,
-        what=what,
+        what=what_of(payload),
     )
     return payload
+
+
+def what_of(payload: Mapping[str, Any]) -> str:
+    """How people name the system: 'Socialtjänsten: Treserva'."""
+    if payload.get("department_name"):
+        return f"{payload['department_name']}: {payload['system_name']}"
+    return str(payload["system_name"])
+
+
+def impacted_entry(
+    plan: Plan,
+    key: tuple[str | None, str],
+    incident: Incident | None,
+    root_down: float,
+    now: float,
+) -> dict[str, Any]:
+    """An impacted system with its own time left: its clock runs from its own incident."""
+    unit = plan.units.get(key)
+    down = max(0.0, now - incident.started_at) if incident is not None else root_down
+    rto = unit.rto if unit else None
+    mtpd = unit.mtpd if unit else None
+    return {
+        "department": key[0],
+        "system": key[1],
+        "department_name": (unit.department_name if unit else "") or None,
+        "system_name": unit.system_name if unit else key[1],
+        "incident_id": incident.id if incident is not None else None,
+        "downtime_seconds": round(down, 3),
+        "rto_seconds": rto,
+        "mtpd_seconds": mtpd,
+        "rto_remaining_seconds": _remaining(rto, down),
+        "mtpd_remaining_seconds": _remaining(mtpd, down),
+        "fallback": unit.fallback if unit else "",
+    }

@@ -54,6 +54,8 @@ class Plan:
     units: dict[tuple[str | None, str], Unit]
     checks: dict[str, CheckSpec]
     units_of_check: dict[str, tuple[tuple[str | None, str], ...]]
+    dependents: dict[str, tuple[str, ...]] = field(default_factory=dict)  # check -> its dependents
+    group_wait: float = 0.0
 
 
 def peer_check_name(url: str) -> str:
@@ -123,4 +125,14 @@ def build_plan(config: Config) -> Plan:
         units=units,
         checks=specs,
         units_of_check={k: tuple(v) for k, v in by_check.items()},
+        dependents=_dependents(config),
+        group_wait=config.agent.group_wait,
     )
+
+
+def _dependents(config: Config) -> dict[str, tuple[str, ...]]:
+    out: dict[str, list[str]] = {}
+    for check in config.checks:
+        for dep in check.depends_on:
+            out.setdefault(dep, []).append(check.name)
+    return {k: tuple(v) for k, v in out.items()}

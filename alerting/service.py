@@ -58,16 +58,23 @@ class AlertingService:
         self._tasks: list[asyncio.Task[None]] = []
         self._selfwatch: list[asyncio.Task[None]] = []
         self._reposted: dict[tuple[int, str], float] = {}
+        # vaktpost_engine_errors_total: engine calls rolled back, loops restarted.
+        self.engine_errors = 0
+        self._last_error_log: dict[str, float] = {}
+        self.store_failing = False  # the last persist failed; its outcome waits in _pending
 
     # -- lifecycle --------------------------------------------------------------------
     async def start(self) -> None:
         state = await asyncio.to_thread(self.store.load_state_sync)
         self.engine = IncidentEngine(self.config, state)
+        # The config may have changed while the agent was down: a failing check newly
+        # in a system opens its incident, a system that is gone resolves its own.
+        self.enqueue(self.engine.reconcile(self.clock()))
         self._start_outbox()
-        self._spawn(self._tick_forever())
-        self._spawn(self._commit_forever())
-        self._spawn(self._refresh_pending_forever())
-        self._spawn(self._repost_forever())
+        self._spawn(self._supervised("tick", self._tick_forever))
+        self._spawn(self._supervised("commit", self._commit_forever))
+        self._spawn(self._supervised("outbox refresh", self._refresh_pending_forever))
+        self._spawn(self._supervised("alertmanager re-post", self._repost_forever))
         self._start_selfwatch()
         log.info("alerting started", extra={"open_incidents": len(state.incidents)})
 
@@ -88,7 +95,7 @@ class AlertingService:
         for name in config.channels:
             self.removed_fallbacks.pop(name, None)
         if self.engine is not None:
-            self.engine.reconfigure(config)
+            self.enqueue(self.engine.reconfigure(config, self.clock()))
         self._spawn(self._restart_outbox())
         self._restart_selfwatch()
 
@@ -108,6 +115,8 @@ class AlertingService:
             self.backoff,
             self.clock,
             self.outcomes,
+            self.config.agent.language,
+            self.config.agent.timezone,
         )
         self.outbox.start()
         self._spawn(self._settle_removed())
@@ -129,18 +138,42 @@ class AlertingService:
             self.enqueue(self.engine.observe(check, status, message, now))
 
     def enqueue(self, out: Outcome) -> None:
+        for error in out.errors:
+            self._engine_error(error)
+        out.errors = []
         if out:
             self._pending.merge(out)
             self._dirty.set()
 
+    def _engine_error(self, error: str) -> None:
+        """A rolled-back engine call: counted always, logged at most once a minute each."""
+        self.engine_errors += 1
+        now = time.monotonic()
+        if now - self._last_error_log.get(error, -3600.0) >= 60.0:
+            self._last_error_log[error] = now
+            log.error("engine call failed and was rolled back", extra={"error": error})
+
     async def commit(self) -> None:
-        """Persist everything queued so far; then let the outbox send it."""
+        """Persist everything queued so far; then let the outbox send it.
+
+        A failed persist puts the outcome back in front of what came since, so it is
+        retried (late, never lost): nothing of it was sent, the outbox only sends
+        committed rows.
+        """
         async with self._commit_lock:
             out, self._pending = self._pending, Outcome()
             self._dirty.clear()
             if not out or self.engine is None:
                 return
-            await self.store.persist(out, self.engine.state)
+            try:
+                await self.store.persist(out, self.engine.state)
+            except BaseException:
+                out.merge(self._pending)
+                self._pending = out
+                self._dirty.set()
+                self.store_failing = True
+                raise
+            self.store_failing = False
         if out.notifications and self.outbox is not None:
             for name in {n.channel for n in out.notifications}:
                 self.outbox.wake(name)
@@ -166,6 +199,18 @@ class AlertingService:
         return silence
 
     # -- background ------------------------------------------------------------------------
+    async def _supervised(self, name: str, loop: Callable[[], Coroutine[Any, Any, None]]) -> None:
+        """A background loop that raises is logged, counted and started again."""
+        while True:
+            try:
+                await loop()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                self.engine_errors += 1
+                log.exception("alerting loop failed; restarting it", extra={"loop": name})
+                await asyncio.sleep(1.0)
+
     async def _tick_forever(self) -> None:
         while True:
             await asyncio.sleep(TICK)
@@ -173,14 +218,20 @@ class AlertingService:
                 self.enqueue(self.engine.tick(self.clock()))
 
     async def _commit_forever(self) -> None:
+        delay = 0.5
         while True:
             await self._dirty.wait()
             try:
                 await self.commit()
-            except Exception:
-                # The queue is lost only if the store is gone; the engine state stays.
-                log.exception("could not persist alerting state")
-                await asyncio.sleep(1.0)
+                delay = 0.5
+            except Exception as exc:
+                # The outcome stays queued (see commit): retried until the store writes.
+                log.error(
+                    "could not persist alerting state; will retry",
+                    extra={"error": str(exc), "retry_in": delay},
+                )
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 10.0)
 
     async def _refresh_pending_forever(self) -> None:
         while True:

@@ -18,6 +18,10 @@ _T = {
         "up": "{what} fungerar igen efter {downtime}.",
         "checks": "Kontroller",
         "impacted": "Påverkas också",
+        "caused_by": "Orsak: incident {id} (följdfel, inte eget fel).",
+        "left": "{rto} kvar till RTO, {mtpd} kvar till MTPD",
+        "over": "överskriden",
+        "none": "ej satt",
         "rto_left": "Tid kvar till RTO: {left}.",
         "rto_over": "RTO ({rto}) är överskriden med {over}.",
         "mtpd_left": "Tid kvar till MTPD: {left}.",
@@ -38,6 +42,10 @@ _T = {
         "up": "{what} is working again after {downtime}.",
         "checks": "Checks",
         "impacted": "Also impacted",
+        "caused_by": "Caused by incident {id} (a consequence, not a fault of its own).",
+        "left": "{rto} left to RTO, {mtpd} left to MTPD",
+        "over": "exceeded",
+        "none": "not set",
         "rto_left": "Time left to RTO: {left}.",
         "rto_over": "RTO ({rto}) exceeded by {over}.",
         "mtpd_left": "Time left to MTPD: {left}.",
@@ -66,6 +74,31 @@ def _objective(t: dict[str, str], name: str, total: float | None, down: float) -
     )
 
 
+def _left(t: dict[str, str], seconds: float | None) -> str:
+    if seconds is None:
+        return t["none"]
+    return format_duration(seconds) if seconds > 0 else t["over"]
+
+
+def impacted_lines(t: dict[str, str], impacted: list[dict[str, Any]]) -> list[str]:
+    """One line per impacted system with its own time left, and its fallback under it."""
+    lines = []
+    for i in impacted:
+        name = i.get("system_name") or i["system"]
+        if i.get("department_name") or i.get("department"):
+            name = f"{i.get('department_name') or i['department']}: {name}"
+        left = t["left"].format(
+            rto=_left(t, i.get("rto_remaining_seconds")),
+            mtpd=_left(t, i.get("mtpd_remaining_seconds")),
+        )
+        lines.append(f"- {name} ({left})")
+        fallback = (i.get("fallback") or "").strip()
+        if fallback:
+            body = "\n    ".join(fallback.splitlines())
+            lines.append(f"  {t['fallback']}: {body}")
+    return lines
+
+
 def render(
     p: dict[str, Any], kind: str, *, language: str, timezone: str, started_ts: float, what: str
 ) -> str:
@@ -82,12 +115,11 @@ def render(
     checks = ", ".join(f"{c['name']} ({c['status']}: {c['message']})" for c in p["checks"])
     if checks:
         lines.append(f"{t['checks']}: {checks}")
+    if p.get("caused_by") is not None:
+        lines.append(t["caused_by"].format(id=p["caused_by"]))
     if p["impacted"]:
-        names = ", ".join(
-            f"{i['department']}/{i['system']}" if i["department"] else i["system"]
-            for i in p["impacted"]
-        )
-        lines.append(f"{t['impacted']}: {names}")
+        lines.append(f"{t['impacted']} ({len(p['impacted'])}):")
+        lines += impacted_lines(t, p["impacted"])
     for name, key in (("rto", "rto_seconds"), ("mtpd", "mtpd_seconds")):
         line = _objective(t, name, p[key], p["downtime_seconds"])
         if line:

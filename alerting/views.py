@@ -48,6 +48,8 @@ def incident_json(engine: IncidentEngine, incident: Incident, now: float) -> dic
         "downtime_seconds": round(end - incident.started_at, 3),
         "checks": list(incident.checks),
         "impacted": [{"department": d, "system": s} for d, s in incident.impacted],
+        "caused_by": incident.caused_by,
+        "root_cause": incident.root or None,
         "steps_taken": list(incident.steps_taken),
         "current_step": incident.current_step,
         "next_step": step,
@@ -145,7 +147,7 @@ def status_section(engine: IncidentEngine, now: float) -> str:
             down += f" / RTO {format_duration(rto.rto)}"
         impacted = ", ".join(f"{d}/{s}" if d else s for d, s in i.impacted)
         # An impacted system's incident names its root cause's (engines that track it).
-        cause = getattr(i, "caused_by", None)
+        cause = i.caused_by
         rows.append(
             f"<tr><td>#{i.id} {html.escape(what)}</td><td>{i.status}</td><td>{down}</td>"
             f"<td>{'' if i.current_step is None else i.current_step}</td>"

@@ -240,7 +240,7 @@ def test_maintenance_window_across_dst(utc_offset_hours: float, muted: bool) -> 
     assert (tl.sent() == []) is muted
 
 
-def test_dependency_with_fifty_dependents_gives_one_incident() -> None:
+def test_dependency_with_fifty_dependents_gives_one_root_cause() -> None:
     checks = "\n".join(
         f"  - {{name: dep{i}, type: tcp, host: 127.0.0.1, port: 1, depends_on: [core]}}"
         for i in range(50)
@@ -263,13 +263,16 @@ departments:
     for i in range(50):
         tl.result(f"dep{i}", "unreachable", 3)
     tl.result("core", "critical")
-    assert len(tl.engine.state.incidents) == 1
-    (incident,) = tl.engine.state.incidents.values()
-    assert incident.system == "core"
+    # Each impacted system is down (its own incident), caused by the one root.
+    assert len(tl.engine.state.incidents) == 51
+    (incident,) = [i for i in tl.engine.state.incidents.values() if i.system == "core"]
     assert sorted(incident.impacted) == sorted(("school", f"s{i}") for i in range(50))
-    (note,) = tl.notifications
+    caused = [i for i in tl.engine.state.incidents.values() if i is not incident]
+    assert {i.caused_by for i in caused} == {incident.id}
+    (note,) = [n for n in tl.notifications if n.payload["system"] == "core"]
     assert len(note.payload["impacted"]) == 50
     assert "Påverkas också" in note.payload["text"], "Swedish text"
+    assert {n.payload["group_key"] for n in tl.notifications} == {"core"}
 
 
 def test_swedish_and_english_text() -> None:
