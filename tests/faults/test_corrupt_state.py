@@ -8,6 +8,7 @@ traceback, never a silent fresh start whose ids restart at 1.
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import shutil
@@ -19,6 +20,8 @@ from pathlib import Path
 
 import pytest
 
+from alerting.incident_store import read_state
+from alerting.store import Store, StoreError
 from alerting.store_damage import wal_damage
 from tests.alerting_fixtures import TcpTarget, ThreadedReceiver
 from tests.conftest import wait_until
@@ -226,3 +229,65 @@ def test_store_of_a_newer_version_refuses_to_start_in_one_line(
     assert len(errors) == 1, stderr
     assert "schema version 99 is newer than this vaktpost" in str(errors[0]), errors
     assert sorted(p.name for p in state.iterdir() if ".corrupt-" in p.name) == []
+
+
+# -- the store side, in process --------------------------------------------------------------
+def test_ids_continue_above_the_damaged_files_ids(tmp_path: Path) -> None:
+    """Ids above the recovery's Unix time (a store recovered before) still continue."""
+    high = 10**10
+    store = Store(tmp_path)
+    store.open_sync()
+    store.call_sync(
+        lambda db: db.executemany(
+            "INSERT INTO alert_meta(key, value) VALUES (?, ?)",
+            [("next_incident_id", str(high)), ("next_silence_id", "8")],
+        )
+    )
+    store.close_sync()
+    missing_field_row(tmp_path, high - 1)
+    again = Store(tmp_path)
+    again.open_sync(recover=True, verify=(read_state,))
+    try:
+        assert again.recovery is not None
+        assert again.recovery.next_incident_id == high
+        state = again.call_sync(read_state)
+        assert (state.next_incident_id, state.next_silence_id) == (high, 8)
+        assert again.recovered_at == again.recovery.at
+        assert again.recovery.moved_to.exists()
+    finally:
+        again.close_sync()
+
+
+def missing_field_row(state: Path, incident: int) -> None:
+    conn = sqlite3.connect(state / DB)
+    data = json.dumps({"id": incident, "department": "dept", "system": "app"})  # no started_at
+    conn.execute(
+        "INSERT INTO incidents(id, department, system, status, started_at, data)"
+        " VALUES (?, 'dept', 'app', 'firing', 0, ?)",
+        (incident, data),
+    )
+    conn.commit()
+    conn.close()
+
+
+def test_only_the_daemon_moves_a_store_aside(template: Template, tmp_path: Path) -> None:
+    """One-shot commands (recover=False) get a one-line StoreError; the file stays."""
+    state = tmp_path / "state"
+    shutil.copytree(template.clean, state)
+    zero_header(state)
+    with pytest.raises(StoreError, match="file is not a database"):
+        Store(state).open_sync()
+    assert sorted(p.name for p in state.iterdir()) == [DB]
+
+
+def test_a_torn_last_wal_frame_is_not_damage(template: Template, tmp_path: Path) -> None:
+    """Power loss may tear the last write: SQLite drops it, and nothing committed is lost."""
+    wal = tmp_path / "wal"
+    shutil.copy(template.killed / f"{DB}-wal", wal)
+    data = bytearray(wal.read_bytes())
+    data[-10:] = b"\xee" * 10
+    wal.write_bytes(bytes(data))
+    assert wal_damage(wal) is None
+    data[40:50] = b"\xee" * 10  # the first frame: committed frames follow it
+    wal.write_bytes(bytes(data))
+    assert wal_damage(wal) == "the WAL is damaged at frame 1; committed frames follow it"

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import sqlite3
 import subprocess
 import time
 from collections.abc import Iterator
@@ -20,6 +21,9 @@ from pathlib import Path
 
 import pytest
 
+from alerting.incident_store import IncidentStore, OutboxUpdate
+from alerting.model import EngineState, Notification, Outcome
+from alerting.store import Store
 from tests.alerting_fixtures import CI, TcpTarget, ThreadedReceiver
 from tests.conftest import wait_until
 from tests.faults.store_fixtures import AGENT, StoreDaemon, write_config
@@ -127,3 +131,60 @@ def test_disk_full_mid_escalation_loses_nothing(small_fs: Path, tmp_path: Path) 
             int(k.rsplit("-", 1)[1]) for k in set(keys) if k.startswith(key(f"{step}/repeat-"))
         )
         assert numbers == list(range(1, len(numbers) + 1)), f"step {step} repeats lost: {numbers}"
+
+
+# -- the store side, in process, on the same kind of full filesystem -------------------------
+def note(i: int) -> Notification:
+    key = f"a/d/s/1/{i}"
+    return Notification(key, "hook", 1, "firing", time.time(), {"dedup_key": key, "pad": "x" * 200})
+
+
+async def test_a_failed_persist_leaves_nothing_and_the_store_reads_on(small_fs: Path) -> None:
+    store = Store(small_fs)
+    await store.open()
+    store.settle_seconds = 0.0
+    istore = IncidentStore(store)
+    try:
+        filler = fill(small_fs)
+        outcome = Outcome(notifications=[note(i) for i in range(200)])
+        with pytest.raises(sqlite3.OperationalError, match="full"):
+            await istore.persist(outcome, EngineState())
+        assert not store.writable
+        assert store.write_failures >= 1
+        assert await istore.deliveries() == [], "reads work, and nothing is half-written"
+        filler.unlink()
+        await istore.persist(outcome, EngineState())  # no transaction was left open
+        assert store.writable
+        assert len(await istore.deliveries()) == 200
+    finally:
+        await store.close()
+
+
+async def test_outcomes_the_store_cannot_record_are_held_not_lost(small_fs: Path) -> None:
+    store = Store(small_fs)
+    await store.open()
+    store.settle_seconds = 0.0
+    istore = IncidentStore(store)
+    try:
+        await istore.persist(Outcome(notifications=[note(i) for i in range(3)]), EngineState())
+        rows = await istore.head("hook", 10)
+        filler = fill(small_fs)
+        now = time.time()
+        await istore.record(
+            [
+                OutboxUpdate(rows[0], "delivered", 1, now, done_at=now),
+                OutboxUpdate(rows[1], "pending", 1, now + 60, "503"),
+            ]
+        )
+        assert not store.writable
+        assert [s for _, _, s in await istore.deliveries()] == ["pending"] * 3
+        held = await istore.head("hook", 10)
+        assert [r.id for r in held] == [rows[1].id, rows[2].id], "the sent row is not sent again"
+        assert (held[0].attempts, held[0].next_attempt_at) == (1, now + 60), "its backoff kept"
+        assert await istore.pending_counts() == {"hook": 2}
+        filler.unlink()
+        assert [r.id for r in await istore.head("hook", 10)] == [rows[1].id, rows[2].id]
+        assert [s for _, _, s in await istore.deliveries()] == ["delivered", "pending", "pending"]
+        assert store.writable
+    finally:
+        await store.close()
