@@ -29,6 +29,7 @@ class AlertingComponent:
             lambda: self.service.engine,
             lambda: self.service.outbox,
             lambda: self.service.peer_up,
+            errors=lambda: self.service.engine_errors,
         )
 
     async def start(self) -> None:

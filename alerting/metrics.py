@@ -25,7 +25,9 @@ class AlertingCollector(Collector):
         outbox: Callable[[], Outbox | None],
         peers: Callable[[], dict[str, bool]],
         clock: Callable[[], float] = time.time,
+        errors: Callable[[], int] = lambda: 0,
     ) -> None:
+        self._errors = errors
         self._engine = engine
         self._outbox = outbox
         self._peers = peers
@@ -42,6 +44,12 @@ class AlertingCollector(Collector):
         for url, up in sorted(self._peers().items()):
             peer.add_metric([url], 1.0 if up else 0.0)
         yield peer
+        errors = CounterMetricFamily(
+            f"{P}engine_errors",
+            "Engine calls that raised and were rolled back, and alerting loops restarted.",
+        )
+        errors.add_metric([], float(self._errors()))
+        yield errors
         outbox = self._outbox()
         total = CounterMetricFamily(
             f"{P}notifications", "Notification attempts by outcome.", labels=["channel", "outcome"]
