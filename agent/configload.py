@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import difflib
 import glob
+import logging
 import os
 import stat
 import types
@@ -18,7 +19,8 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from agent.config import Config
-from agent.crossref import cross_reference
+from agent.crossref import cross_reference, plan_warnings
+from agent.filerefs import missing_files
 from agent.yamlsource import (
     Loc,
     LocDict,
@@ -87,22 +89,47 @@ def _os_reason(exc: OSError) -> str:
     return os.strerror(exc.errno).lower() if exc.errno else type(exc).__name__
 
 
-def load_config(path: str | Path, env: dict[str, str] | None = None) -> Config:
+def load_config(
+    path: str | Path,
+    env: dict[str, str] | None = None,
+    *,
+    check_files: bool = False,
+    warnings: list[Problem] | None = None,
+) -> Config:
     path = Path(path)
     try:
         text = read_config_file(path)
     except FileRefused as exc:
         raise ConfigError([Problem(Loc(str(path), 1), "(file)", str(exc))]) from None
-    return load_config_text(text, str(path), env)
+    return load_config_text(text, str(path), env, check_files=check_files, warnings=warnings)
 
 
-def load_config_text(text: str, file: str, env: dict[str, str] | None = None) -> Config:
+def load_config_text(
+    text: str,
+    file: str,
+    env: dict[str, str] | None = None,
+    *,
+    check_files: bool = False,
+    warnings: list[Problem] | None = None,
+) -> Config:
+    """`check_files`: secrets and certificates named must be readable (`vaktpost validate`).
+
+    Warnings (valid, but surely not meant) go to `warnings`, or to the log without it.
+    """
     problems: list[Problem] = []
     root = _load_tree(text, file, env, problems, seen=set(), budget=[MAX_TOTAL_BYTES - len(text)])
     config = _validate(root, problems)
     problems.extend(cross_reference(root))
+    if check_files:
+        problems.extend(missing_files(root))
     if problems or config is None:
         raise ConfigError(problems)
+    found = plan_warnings(root)
+    if warnings is None:
+        for warning in found:
+            logging.getLogger("vaktpost.config").warning("%s", warning)
+    else:
+        warnings.extend(found)
     return apply_defaults(config)
 
 

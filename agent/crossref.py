@@ -1,6 +1,7 @@
 """Cross-reference checks the schema cannot express: names that must exist, cycles.
 
 Runs on the raw located tree so it reports even when other parts are invalid.
+`plan_warnings` finds what is allowed but almost certainly not meant.
 """
 
 from __future__ import annotations
@@ -8,7 +9,12 @@ from __future__ import annotations
 import difflib
 from typing import Any
 
+from agent.config import After, parse_after
 from agent.yamlsource import LocDict, LocList, Problem, locate
+from checks.base import format_duration, parse_duration
+from checks.registry import CHECK_TYPES
+
+BACKUP_TYPES = sorted(name for name, t in CHECK_TYPES.items() if t.config.is_backup)
 
 
 def _items(node: Any) -> list[tuple[int, LocDict]]:
@@ -32,6 +38,7 @@ class _Refs:
     def __init__(self, root: LocDict) -> None:
         self.root = root
         self.problems: list[Problem] = []
+        self.check_types: dict[str, str] = {}
 
     def add(self, path: tuple[Any, ...], message: str) -> None:
         where = locate(self.root, path) or self.root.loc
@@ -54,6 +61,9 @@ class _Refs:
             name = check.get("name")
             if not isinstance(name, str):
                 continue
+            kind = check.get("type")
+            if isinstance(kind, str):
+                self.check_types.setdefault(name, kind)
             if name in seen:
                 first = locate(self.root, ("checks", seen[name], "name"))
                 line = f" on line {first.line}" if first else ""
@@ -67,6 +77,7 @@ class _Refs:
         if not isinstance(channels, LocDict):
             return set()
         names = {str(k) for k in channels}
+        graph: dict[str, list[str]] = {}
         for name, channel in channels.items():
             if not isinstance(channel, LocDict):
                 continue
@@ -76,6 +87,11 @@ class _Refs:
                     self.add(path, f"unknown channel {target!r}" + _hint(target, names))
                 elif target == name:
                     self.add(path, "a channel cannot be its own fallback")
+                else:
+                    graph.setdefault(str(name), []).append(target)
+        # A loop would hand a notification round and round while every channel fails.
+        for cycle in _cycles(graph):
+            self.add(("channels", cycle[0], "fallback"), "fallback cycle: " + " -> ".join(cycle))
         return names
 
     def _depends_on(self, checks: set[str]) -> None:
@@ -120,14 +136,24 @@ class _Refs:
                             (*base, "checks", c), f"unknown check {name!r}" + _hint(name, checks)
                         )
                 for b, backup in _items(system.get("backups")):
-                    ref = backup.get("check")
-                    if isinstance(ref, str) and ref not in checks:
-                        self.add(
-                            (*base, "backups", b, "check"),
-                            f"unknown check {ref!r}" + _hint(ref, checks),
-                        )
+                    self._backup_ref((*base, "backups", b, "check"), backup.get("check"), checks)
             self._ladder(("departments", d, "escalation"), dept.get("escalation"), channels)
             self._after_needs(d, dept)
+
+    def _backup_ref(self, path: tuple[Any, ...], ref: Any, checks: set[str]) -> None:
+        if not isinstance(ref, str):
+            return
+        if ref not in checks:
+            self.add(path, f"unknown check {ref!r}" + _hint(ref, checks))
+            return
+        kind = self.check_types.get(ref)
+        config = CHECK_TYPES[kind].config if kind in CHECK_TYPES else None
+        if config is not None and not config.is_backup:
+            self.add(
+                path,
+                f"check {ref!r} is a {kind} check, not a backup "
+                f"(a backup is one of: {', '.join(BACKUP_TYPES)})",
+            )
 
     def _ladder(self, path: tuple[Any, ...], steps: Any, channels: set[str]) -> None:
         for s, step in _items(steps):
@@ -178,3 +204,50 @@ def _cycles(graph: dict[str, list[str]]) -> list[list[str]]:
 
 def cross_reference(root: LocDict) -> list[Problem]:
     return _Refs(root).run()
+
+
+def plan_warnings(root: LocDict) -> list[Problem]:
+    """Steps that come after a system's MTPD: valid, but past what the plan calls intolerable."""
+    warnings: list[Problem] = []
+    refs = _Refs(root)
+    for d, dept in _items(root.get("departments")):
+        systems = [
+            (system.get("id"), _seconds(system.get("rto")), _seconds(system.get("mtpd")))
+            for _s, system in _items(dept.get("systems"))
+        ]
+        for s, step in _items(dept.get("escalation")):
+            after = _after(step.get("after"))
+            if after is None:
+                continue
+            late = []
+            for sys_id, rto, mtpd in systems:
+                try:
+                    at = after.resolve(rto, mtpd)
+                except ValueError:  # no rto/mtpd: an error cross_reference reports
+                    continue
+                if mtpd is not None and at > mtpd:
+                    late.append(
+                        f"{sys_id!r} at {format_duration(at)} (mtpd {format_duration(mtpd)})"
+                    )
+            if late:
+                refs.add(
+                    ("departments", d, "escalation", s, "after"),
+                    "warning: the step comes past the mtpd, when the outage is already "
+                    f"intolerable: system{'s' if len(late) > 1 else ''} {', '.join(late)}",
+                )
+    warnings.extend(refs.problems)
+    return warnings
+
+
+def _seconds(value: Any) -> float | None:
+    try:
+        return parse_duration(value) if value is not None else None
+    except ValueError:
+        return None
+
+
+def _after(value: Any) -> After | None:
+    try:
+        return After.model_validate(parse_after(value))
+    except ValueError:  # pydantic's ValidationError is one
+        return None

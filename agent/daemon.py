@@ -24,6 +24,7 @@ from agent.results import CheckState, ResultBook
 from agent.runtime import Runtime
 from agent.web import build_app
 from agent.webguard import GuardedSite
+from agent.yamlsource import Problem
 from alerting.incident_store import read_state
 from alerting.store import Store, StoreError
 from alerting.store_metrics import StoreCollector
@@ -35,10 +36,13 @@ DEFAULT_CONFIG = Path(__file__).with_name("default.yaml")
 STOP_GRACE = 4.0  # SIGTERM must end the process within 5 s
 
 
-def read_config(path: str | None) -> Config:
+def read_config(
+    path: str | None, *, check_files: bool = False, warnings: list[Problem] | None = None
+) -> Config:
     if path is None:
-        return load_config_text(DEFAULT_CONFIG.read_text(encoding="utf-8"), "<default.yaml>")
-    return load_config(path)
+        text = DEFAULT_CONFIG.read_text(encoding="utf-8")
+        return load_config_text(text, "<default.yaml>", check_files=check_files, warnings=warnings)
+    return load_config(path, check_files=check_files, warnings=warnings)
 
 
 class Agent:

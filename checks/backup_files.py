@@ -49,6 +49,7 @@ class BackupFilesConfig(CheckConfig):
     min_count: Annotated[int, Field(ge=1)] = 1
 
     metric_facts: ClassVar[dict[str, str]] = dict(BACKUP_METRICS)
+    is_backup: ClassVar[bool] = True
 
 
 class BackupFilesCheck:

@@ -254,6 +254,8 @@ class CheckConfig(BaseModel):
     # interval/timeout/failures_before_alert of this type when the file sets none;
     # they win over agent.defaults (see agent/configload.apply_defaults).
     type_defaults: ClassVar[Mapping[str, float]] = {}
+    # May stand in a system's `backups:` (readiness judges its age against the RPO).
+    is_backup: ClassVar[bool] = False
 
 
 class CheckStateStore(Protocol):

@@ -44,6 +44,7 @@ class RepositoryConfig(CheckConfig):
     # The repository check and restore test run inside the check's timeout: a
     # ping's 10 s would kill them. Hourly is plenty for a daily backup's RPO.
     type_defaults: ClassVar[Mapping[str, float]] = {"timeout": 3600.0, "interval": 3600.0}
+    is_backup: ClassVar[bool] = True
 
 
 @dataclass(frozen=True)

@@ -97,6 +97,13 @@ CASES = [
     ("quorum_too_high", 2, "checks[0]: quorum 2 exceeds the 1 targets"),
     ("peer_credentials", 2, "agent.peers: peer 'srv-app02': a peer URL must not carry credentials"),
     ("zero_concurrency", 2, "agent.max_concurrency: Input should be greater than or equal to 1"),
+    (
+        "backup_not_a_backup",
+        7,
+        "departments[0].systems[0].backups[0].check: check 'treserva-db' is a tcp check, "
+        "not a backup (a backup is one of: backup_files, borg, restic)",
+    ),
+    ("fallback_cycle", 2, "channels.a.fallback: fallback cycle: a -> b -> c -> a"),
 ]
 
 
