@@ -19,9 +19,9 @@ _T = {
         "checks": "Kontroller",
         "impacted": "Påverkas också",
         "caused_by": "Orsak: incident {id} (följdfel, inte eget fel).",
-        "left": "{rto} kvar till RTO, {mtpd} kvar till MTPD",
+        "rto_short": "{left} kvar till RTO",
+        "mtpd_short": "{left} kvar till MTPD",
         "over": "överskriden",
-        "none": "ej satt",
         "rto_left": "Tid kvar till RTO: {left}.",
         "rto_over": "RTO ({rto}) är överskriden med {over}.",
         "mtpd_left": "Tid kvar till MTPD: {left}.",
@@ -43,9 +43,9 @@ _T = {
         "checks": "Checks",
         "impacted": "Also impacted",
         "caused_by": "Caused by incident {id} (a consequence, not a fault of its own).",
-        "left": "{rto} left to RTO, {mtpd} left to MTPD",
+        "rto_short": "{left} left to RTO",
+        "mtpd_short": "{left} left to MTPD",
         "over": "exceeded",
-        "none": "not set",
         "rto_left": "Time left to RTO: {left}.",
         "rto_over": "RTO ({rto}) exceeded by {over}.",
         "mtpd_left": "Time left to MTPD: {left}.",
@@ -74,10 +74,12 @@ def _objective(t: dict[str, str], name: str, total: float | None, down: float) -
     )
 
 
-def _left(t: dict[str, str], seconds: float | None) -> str:
+def _left(t: dict[str, str], name: str, seconds: float | None) -> str | None:
     if seconds is None:
-        return t["none"]
-    return format_duration(seconds) if seconds > 0 else t["over"]
+        return None
+    if seconds <= 0:
+        return f"{name.upper()} {t['over']}"
+    return t[f"{name}_short"].format(left=format_duration(seconds))
 
 
 def impacted_lines(t: dict[str, str], impacted: list[dict[str, Any]]) -> list[str]:
@@ -87,11 +89,15 @@ def impacted_lines(t: dict[str, str], impacted: list[dict[str, Any]]) -> list[st
         name = i.get("system_name") or i["system"]
         if i.get("department_name") or i.get("department"):
             name = f"{i.get('department_name') or i['department']}: {name}"
-        left = t["left"].format(
-            rto=_left(t, i.get("rto_remaining_seconds")),
-            mtpd=_left(t, i.get("mtpd_remaining_seconds")),
-        )
-        lines.append(f"- {name} ({left})")
+        parts = [
+            part
+            for part in (
+                _left(t, "rto", i.get("rto_remaining_seconds")),
+                _left(t, "mtpd", i.get("mtpd_remaining_seconds")),
+            )
+            if part
+        ]
+        lines.append(f"- {name} ({', '.join(parts)})" if parts else f"- {name}")
         fallback = (i.get("fallback") or "").strip()
         if fallback:
             body = "\n    ".join(fallback.splitlines())

@@ -174,7 +174,7 @@ def test_the_grouped_message_lists_time_left_and_fallback() -> None:
     assert "Also impacted (4):" in text
     assert "- Social services: System 0 (15m left to RTO, 4h left to MTPD)" in text
     assert "  Fallback routine: Ring 0" in text
-    assert "school: s2 (1h left to RTO, not set left to MTPD)" in text
+    assert "- school: s2 (1h left to RTO)\n" in text
 
 
 def test_two_hundred_dependents_one_message_per_channel() -> None:
