@@ -185,7 +185,10 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # Through the module, not this __main__ copy: its CliError is the one commands raise.
+    from agent.cli import main as module_main
+
+    sys.exit(module_main())
 
 
 __all__ = ["EXIT_CANNOT_RUN", "EXIT_USAGE", "CliError", "Status", "main"]
