@@ -222,7 +222,7 @@ def test_invalid_config_at_start_exits_1_with_errors(tmp_path: Path) -> None:
     )
     assert proc.returncode == 1
     assert proc.stderr.strip() == (
-        f"{config}:2: agent.listen: invalid listen address 'nowhere': use host:port, "
+        f"{config}:2: agent.listen: invalid listen address: use host:port, "
         "e.g. 127.0.0.1:9730"
     )
 
