@@ -206,14 +206,16 @@ def test_the_examples_agent_section_starts_with_run(tmp_path: Path) -> None:
     )
     try:
 
-        def healthy() -> bool:
+        def healthy_or_gone() -> bool:
             if proc.poll() is not None:
-                out = proc.stdout.read() if proc.stdout else ""
-                raise AssertionError(f"run exited {proc.returncode}: {out}")
+                return True
             with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2) as r:
                 return bool(r.status == 200)
 
-        wait_until(healthy, timeout=30, what="/healthz of the tour's agent")
+        wait_until(healthy_or_gone, timeout=30, what="/healthz of the tour's agent")
+        if proc.poll() is not None:
+            out = proc.stdout.read() if proc.stdout else ""
+            raise AssertionError(f"run exited {proc.returncode}: {out}")
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.communicate(timeout=15)
