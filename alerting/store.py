@@ -102,6 +102,7 @@ MIGRATIONS: list[str] = [
 ]
 
 DB_NAME = "vaktpost.db"
+PROBE_BYTES = 256 * 1024  # room a probe must find before a store that failed counts as up
 
 
 class StoreError(Exception):
@@ -256,17 +257,15 @@ class Store:
 
         All or nothing: when fn or the COMMIT fails (disk full ...), nothing of
         fn's writes stays. A failure of the store itself marks it not writable
-        until a later write commits.
+        until a probe write succeeds (probe_sync).
         """
         with self._lock:
             if self._db is None:
                 raise StoreError("store is closed")
             db = self._db
-            before = db.total_changes
             try:
                 db.execute("BEGIN IMMEDIATE")
                 out = fn(db)
-                wrote = db.total_changes != before
                 db.execute("COMMIT")
             except BaseException as exc:
                 # SQLite may already have rolled back (SQLITE_FULL, IOERR): a second
@@ -277,14 +276,6 @@ class Store:
                 if is_store_failure(exc):
                     self._failed(exc)
                 raise
-            # Near a full disk SQLite reuses WAL space a failed write allocated, so
-            # small writes succeed between failures: up only after a quiet spell.
-            settled = time.monotonic() - self._failed_at >= self.settle_seconds
-            if wrote and not self.writable and settled:
-                self.writable = True
-                log.warning(
-                    "state store writes again", extra={"failed_writes": self.write_failures}
-                )
             return out
 
     def _failed(self, exc: BaseException) -> None:
@@ -301,19 +292,36 @@ class Store:
 
     # -- write health ------------------------------------------------------------
     def probe_sync(self) -> None:
-        """One small write, so `writable` turns (back) true or false with no other traffic."""
-        if not self.writable:
+        """A probe write: the only way `writable` turns true again after a failure.
+
+        Up, a tiny write every few seconds notices a full disk with no other
+        traffic. Down, the store counts as up again only once no write failed
+        for `settle_seconds` and a write of PROBE_BYTES commits: near a full
+        disk SQLite reuses the WAL space failed writes allocated, so small
+        writes succeed while the engine's larger ones still fail.
+        """
+        settled = time.monotonic() - self._failed_at >= self.settle_seconds
+        big = not self.writable and settled
+        if big:
             with self._lock, contextlib.suppress(sqlite3.Error):
                 # Frees the WAL's space when the WAL itself is what filled the disk.
                 if self._db is not None:
                     self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        self._write_probe(PROBE_BYTES if big else 0)
+        if big and not self.writable:
+            self.writable = True
+            log.warning("state store writes again", extra={"failed_writes": self.write_failures})
+            self._write_probe(0)  # the big row's pages go back to the free list
+
+    def _write_probe(self, size: int) -> None:
         value = repr(time.time())
-        self.call_sync(
-            lambda db: db.execute(
-                "INSERT OR REPLACE INTO alert_meta(key, value) VALUES ('store_probe_at', ?)",
-                (value,),
+        sql = "INSERT OR REPLACE INTO alert_meta(key, value) VALUES ('store_probe', ?)"
+        if size:
+            sql = (
+                "INSERT OR REPLACE INTO alert_meta(key, value) VALUES ('store_probe', zeroblob(?))"
             )
-        )
+        arg: object = size or value
+        self.call_sync(lambda db: db.execute(sql, (arg,)))
 
     def start_probe(self, every: float = 5.0, every_down: float = 1.0) -> None:
         async def forever() -> None:

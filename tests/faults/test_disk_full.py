@@ -89,7 +89,9 @@ def test_disk_full_mid_escalation_loses_nothing(small_fs: Path, tmp_path: Path) 
             wait_until(lambda: pending(daemon) >= 1, 20, "the first step queued")
             queued = time.monotonic()
             filler = fill(small_fs)
+            filled = time.monotonic()
             wait_until(lambda: daemon.get("/readyz")[0] == 503, 15, "/readyz 503 while full")
+            detected = time.monotonic()
             assert daemon.metric("vaktpost_store_up") == 0.0
             problems = json.loads(daemon.get("/readyz")[1])["problems"]
             assert any("state store cannot write" in p for p in problems), problems
@@ -109,6 +111,7 @@ def test_disk_full_mid_escalation_loses_nothing(small_fs: Path, tmp_path: Path) 
             freed = time.monotonic()
 
             wait_until(lambda: daemon.get("/readyz")[0] == 200, 15, "/readyz 200 once freed")
+            ready = time.monotonic()
             assert daemon.metric("vaktpost_store_up") == 1.0
             want = {key("0"), key("1"), key("2"), key("2/repeat-1")}
             wait_until(
@@ -116,9 +119,14 @@ def test_disk_full_mid_escalation_loses_nothing(small_fs: Path, tmp_path: Path) 
                 30,
                 f"every step delivered after the disk was freed (want {sorted(want)})",
             )
+            done = time.monotonic()
         finally:
             code = daemon.stop()
-            print("\n".join(f"{t:.1f}s {k}" for t, k in receiver.arrivals))
+    print(
+        f"full->503 {detected - filled:.1f}s, freed->200 {ready - freed:.1f}s, "
+        f"freed->all delivered {done - freed:.1f}s, "
+        f"arrivals after the fill: {[k for t, k in receiver.arrivals if t > filled]}"
+    )
     stderr = daemon.stderr()
     assert "Traceback" not in stderr
     assert code == 0
@@ -154,6 +162,8 @@ async def test_a_failed_persist_leaves_nothing_and_the_store_reads_on(small_fs: 
         assert await istore.deliveries() == [], "reads work, and nothing is half-written"
         filler.unlink()
         await istore.persist(outcome, EngineState())  # no transaction was left open
+        assert not store.writable, "up again only through a probe that finds room"
+        store.probe_sync()
         assert store.writable
         assert len(await istore.deliveries()) == 200
     finally:
@@ -185,6 +195,5 @@ async def test_outcomes_the_store_cannot_record_are_held_not_lost(small_fs: Path
         filler.unlink()
         assert [r.id for r in await istore.head("hook", 10)] == [rows[1].id, rows[2].id]
         assert [s for _, _, s in await istore.deliveries()] == ["delivered", "pending", "pending"]
-        assert store.writable
     finally:
         await store.close()
