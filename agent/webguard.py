@@ -29,6 +29,7 @@ KEEPALIVE_TIMEOUT = 15.0  # idle seconds between requests (aiohttp closes then)
 BODY_TIMEOUT = 10.0  # seconds to receive a request body once its headers are in
 EVICT_QUIET = 1.0  # a connection this quiet may be closed to admit a new one
 LOG_EVERY = 10.0
+BACKLOG = 512  # a burst waits in the kernel instead of being dropped (capped by somaxconn)
 
 
 def connection_limit(ceiling: int = MAX_CONNECTIONS) -> int:
@@ -201,7 +202,9 @@ class GuardedSite(web.TCPSite):
         limit: int | None = None,
         head_timeout: float = HEAD_TIMEOUT,
     ) -> None:
-        super().__init__(runner, host, port, ssl_context=ssl_context, reuse_address=True)
+        super().__init__(
+            runner, host, port, ssl_context=ssl_context, backlog=BACKLOG, reuse_address=True
+        )
         server = runner.server
         assert server is not None
         self.gate = ConnectionGate(server, limit or connection_limit(), head_timeout)
