@@ -208,7 +208,6 @@ def cross_reference(root: LocDict) -> list[Problem]:
 
 def plan_warnings(root: LocDict) -> list[Problem]:
     """Steps that come after a system's MTPD: valid, but past what the plan calls intolerable."""
-    warnings: list[Problem] = []
     refs = _Refs(root)
     for d, dept in _items(root.get("departments")):
         systems = [
@@ -235,8 +234,7 @@ def plan_warnings(root: LocDict) -> list[Problem]:
                     "warning: the step comes past the mtpd, when the outage is already "
                     f"intolerable: system{'s' if len(late) > 1 else ''} {', '.join(late)}",
                 )
-    warnings.extend(refs.problems)
-    return warnings
+    return refs.problems
 
 
 def _seconds(value: Any) -> float | None:
