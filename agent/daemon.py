@@ -54,8 +54,13 @@ class Agent:
         self.store = Store(config.agent.state_dir)
         self.ctx = CheckContext(Path(config.agent.state_dir), config.agent.name, store=self.store)
         self.runtime = Runtime(
-            self.book, self.ctx, config.agent.max_concurrency, self.metrics.scheduler_lag.observe
+            self.book,
+            self.ctx,
+            config.agent.max_concurrency,
+            self.metrics.scheduler_lag.observe,
+            self.metrics.admission_wait.observe,
         )
+        self.metrics.checks_waiting.set_function(lambda: self.runtime.runner.admission.waiting)
         self.status_sections: list[Callable[[Agent], str]] = []
         # Providers of per-department extras for /api/v1/departments (e.g. continuity
         # state and open incidents): department id -> keys merged into its JSON.

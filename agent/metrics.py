@@ -172,6 +172,17 @@ class AgentMetrics:
             buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
             registry=self.registry,
         )
+        self.admission_wait = Histogram(
+            f"{PREFIX}check_admission_wait_seconds",
+            "How long probes waited for one of the max_concurrency slots.",
+            buckets=(0.001, 0.01, 0.05, 0.1, 0.5, 1, 2.5, 5, 10, 30, 60),
+            registry=self.registry,
+        )
+        self.checks_waiting = Gauge(
+            f"{PREFIX}checks_waiting",
+            "Probes waiting for a slot now (max_concurrency reached).",
+            registry=self.registry,
+        )
         self.reload_success = Gauge(
             f"{PREFIX}config_reload_success",
             "1 if the last config load or reload succeeded, else 0.",

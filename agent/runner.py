@@ -1,26 +1,38 @@
-"""Runs one probe: concurrency limit, timeout, never-raise, severity, dependencies."""
+"""Runs one probe: fair admission, timeout, never-raise, severity, dependencies."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import replace
 
+from agent.admission import Admission
 from agent.results import DEPENDENCY_DOWN, FAILING, ResultBook
 from checks.base import Check, CheckResult, Status, format_duration
 
 log = logging.getLogger("vaktpost.runner")
 
 
+# A probe that took this share of its timeout counts as hanging for admission.
+SLOW_SHARE = 0.5
+
+
 class Runner:
-    def __init__(self, book: ResultBook, max_concurrency: int) -> None:
+    def __init__(
+        self,
+        book: ResultBook,
+        max_concurrency: int,
+        observe_wait: Callable[[float], None] = lambda _s: None,
+    ) -> None:
         self.book = book
-        self.semaphore = asyncio.Semaphore(max_concurrency)
+        self.admission = Admission(max_concurrency, observe_wait)
+        self._slow: set[str] = set()  # checks whose last probe hung
 
     async def run(self, check: Check) -> CheckResult:
         cfg = check.config
-        async with self.semaphore:
+        async with self.admission.slot(cfg.name in self._slow):
             start = time.perf_counter()
             try:
                 async with asyncio.timeout(cfg.timeout):
@@ -33,6 +45,10 @@ class Runner:
                 log.warning("check raised", extra={"check": cfg.name, "error": repr(exc)})
                 result = CheckResult(Status.UNKNOWN, f"check raised {type(exc).__name__}: {exc}")
             duration = time.perf_counter() - start
+        if duration >= SLOW_SHARE * cfg.timeout:
+            self._slow.add(cfg.name)
+        else:
+            self._slow.discard(cfg.name)
         return self.finish(check, result, duration)
 
     def finish(self, check: Check, result: CheckResult, duration: float) -> CheckResult:

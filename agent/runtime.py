@@ -39,10 +39,11 @@ class Runtime:
         ctx: CheckContext,
         max_concurrency: int,
         observe_lag: Callable[[float], None] = lambda _lag: None,
+        observe_wait: Callable[[float], None] = lambda _wait: None,
     ) -> None:
         self.book = book
         self.ctx = ctx
-        self.runner = Runner(book, max_concurrency)
+        self.runner = Runner(book, max_concurrency, observe_wait)
         self.observe_lag = observe_lag
         self.checks: dict[str, Check] = {}
         self._anchors: dict[str, float] = {}  # slot job id -> first fire time (unix)
