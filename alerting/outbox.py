@@ -72,12 +72,62 @@ class Outbox:
         self._wake: dict[str, asyncio.Event] = {}
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._settle_lock = asyncio.Lock()
+        self._reconfigure_lock = asyncio.Lock()
+        self._closing: set[str] = set()  # lanes asked to stop after their current send
 
     def start(self) -> None:
         for name in self.channels:
-            self._wake[name] = asyncio.Event()
-            self._wake[name].set()
-            self._tasks[name] = asyncio.create_task(self._lane(name), name=f"outbox-{name}")
+            self._start_lane(name)
+
+    def _start_lane(self, name: str) -> None:
+        self._wake[name] = asyncio.Event()
+        self._wake[name].set()
+        self._tasks[name] = asyncio.create_task(self._lane(name), name=f"outbox-{name}")
+
+    async def reconfigure(
+        self,
+        configs: dict[str, ChannelConfig],
+        build: Callable[[str, ChannelConfig], Channel],
+        grace: float = 30.0,
+    ) -> None:
+        """A reload: only channels whose config changed are rebuilt.
+
+        The lane of a changed or removed channel finishes the send it is in and
+        records its outcome before it stops (cancelling it would send that row
+        again after the reload); only then does the new lane start, so no row is
+        ever taken by two lanes. Unchanged channels keep their lane untouched.
+        """
+        async with self._reconfigure_lock:
+            gone = [n for n in self.channels if configs.get(n) != self.configs.get(n)]
+            await asyncio.gather(*(self._stop_lane(n, grace) for n in gone))
+            for name in gone:
+                channel = self.channels.pop(name)
+                with contextlib.suppress(Exception):
+                    await channel.close()
+            self.configs.clear()
+            self.configs.update(configs)
+            for name, config in configs.items():
+                if name not in self.channels:
+                    self.channels[name] = build(name, config)
+                    self._start_lane(name)
+
+    async def _stop_lane(self, name: str, grace: float) -> None:
+        task = self._tasks.get(name)
+        if task is None:
+            return
+        self._closing.add(name)
+        self._wake[name].set()
+        try:
+            await asyncio.wait_for(asyncio.shield(task), timeout=grace)
+        except TimeoutError:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+        except Exception:
+            log.exception("outbox lane failed while stopping", extra={"channel": name})
+        finally:
+            self._closing.discard(name)
+            self._tasks.pop(name, None)
+            self._wake.pop(name, None)
 
     async def stop(self) -> None:
         for task in self._tasks.values():
@@ -132,7 +182,7 @@ class Outbox:
 
     # -- one lane per channel --------------------------------------------------------------
     async def _lane(self, name: str) -> None:
-        while True:
+        while name not in self._closing:
             try:
                 wait = await self._lane_once(name)
             except asyncio.CancelledError:
@@ -140,6 +190,8 @@ class Outbox:
             except Exception:
                 log.exception("outbox lane failed; retrying", extra={"channel": name})
                 wait = 1.0
+            if name in self._closing:
+                return
             event = self._wake[name]
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(event.wait(), timeout=wait)

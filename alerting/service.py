@@ -96,7 +96,7 @@ class AlertingService:
             self.removed_fallbacks.pop(name, None)
         if self.engine is not None:
             self.enqueue(self.engine.reconfigure(config, self.clock()))
-        self._spawn(self._restart_outbox())
+        self._spawn(self._reconfigure_outbox())
         self._restart_selfwatch()
 
     def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
@@ -128,9 +128,14 @@ class AlertingService:
             with contextlib.suppress(Exception):
                 await channel.close()
 
-    async def _restart_outbox(self) -> None:
-        await self._stop_outbox()
-        self._start_outbox()
+    async def _reconfigure_outbox(self) -> None:
+        if self.outbox is None:
+            return
+        outbox = self.outbox
+        outbox.language = self.config.agent.language
+        outbox.timezone = self.config.agent.timezone
+        await outbox.reconfigure(dict(self.config.channels), build_channel)
+        await self._settle_removed()
 
     # -- inputs -------------------------------------------------------------------------
     def observe(self, check: str, status: str, message: str, now: float) -> None:
