@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 import zlib
@@ -105,7 +106,9 @@ class Runtime:
     def _remove(self, name: str) -> None:
         check = self.checks.pop(name)
         self._started.pop(name, None)
-        task = asyncio.get_running_loop().create_task(close_check(check))
+        # A probe in flight may still open what close would release (a session
+        # created after close ran leaks): close once that probe is recorded.
+        task = asyncio.get_running_loop().create_task(close_check(check, self._done.get(name)))
         self._closing.add(task)
         task.add_done_callback(self._closing.discard)
         job_id = self._slot_of.pop(name)
@@ -261,11 +264,14 @@ class Runtime:
         return wanted
 
 
-async def close_check(check: Check) -> None:
+async def close_check(check: Check, after: asyncio.Future[None] | None = None) -> None:
     """Checks may hold resources between runs; those that do have `aclose`."""
     aclose = getattr(check, "aclose", None)
     if aclose is None:
         return
+    if after is not None:
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.shield(after)
     try:
         await aclose()
     except Exception as exc:  # closing must never stop a reload or a shutdown
