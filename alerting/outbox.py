@@ -30,12 +30,15 @@ log = logging.getLogger("vaktpost.outbox")
 # How many pending rows of a lane are looked at at once: a group of one root cause
 # (a dead uplink under many systems) must fit, to go out as one message.
 HEAD_SCAN = 512
+UPLINK_POLL = 0.25  # how often a send in flight on a requires_internet channel looks up
 
 
 @dataclass(frozen=True)
 class Backoff:
     base: float = 1.0
-    cap: float = 300.0
+    # A receiver that comes back is drained within about this long (was 300 s: a
+    # 135 s outage took 92-105 s to drain in the backoff phase).
+    cap: float = 30.0
     jitter: float = 0.2  # +-20 %
     fallback_after: int = 3  # failed attempts before the fallbacks are used too
     give_up_after: float = 86400.0  # seconds since queued
@@ -217,7 +220,18 @@ class Outbox:
             return max(0.05, rows[0].next_attempt_at - now)
         sends = batches(todo)[: config.concurrency]
         channel = self.channels[name]
-        errors = await asyncio.gather(*(self._send_batch(channel, batch) for batch in sends))
+        gathered = asyncio.gather(*(self._send_batch(channel, batch) for batch in sends))
+        if config.requires_internet and config.fallback:
+            # Found down mid-send: abandon the send (it cannot arrive) and hand over now,
+            # instead of waiting out the channel's own timeout first.
+            while not gathered.done():
+                await asyncio.wait([gathered], timeout=UPLINK_POLL)
+                if not gathered.done() and self.uplink_down():
+                    gathered.cancel()
+                    await asyncio.gather(gathered, return_exceptions=True)
+                    await self._hand_over(name, config, [r for b in sends for r in b], now)
+                    return 0.0
+        errors = await gathered
         updates = [
             self._outcome(name, config, row, err)
             for batch, err in zip(sends, errors, strict=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from pathlib import Path
 from typing import Any
@@ -124,3 +125,52 @@ async def test_failures_go_to_fallback(tmp_path: Path, status: int, retried: boo
         await primary.stop()
         await lan.stop()
         await store.close()
+
+
+async def test_uplink_found_down_mid_send_hands_over_at_once(tmp_path: Path) -> None:
+    """Issue 9, seen 12: the fallback waited out the primary's 10 s timeout."""
+    connected = asyncio.Event()
+
+    async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        connected.set()  # reads the request, never answers
+        await reader.read()
+        writer.close()
+
+    server = await asyncio.start_server(silent, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    lan = Receiver()
+    await lan.start()
+    configs: dict[str, ChannelConfig] = {
+        "cloud": hook(
+            f"http://127.0.0.1:{port}/hook", requires_internet=True, fallback=("lan",), timeout=10.0
+        ),
+        "lan": hook(lan.url),
+    }
+    state = {"down": False}
+    store = Store(tmp_path)
+    await store.open()
+    istore = IncidentStore(store)
+    channels = {n: build_channel(n, c) for n, c in configs.items()}
+    outbox = Outbox(istore, channels, configs, lambda: state["down"], FAST)
+    await istore.persist(Outcome(notifications=[note(1, "cloud")]), EngineState())
+    outbox.start()
+    try:
+        await asyncio.wait_for(connected.wait(), 5)
+        state["down"] = True
+        start = time.monotonic()
+        await async_wait_for(lambda: lan.received, 5, "the fallback delivery")
+        assert time.monotonic() - start < 5.0, "not after the primary's 10 s timeout"
+        assert lan.received[0]["dedup_key"] == "a/d/s/1/1"
+        assert outbox.outcomes[("cloud", "skipped")] == 1
+    finally:
+        await outbox.stop()
+        for channel in outbox.channels.values():
+            await channel.close()
+        await lan.stop()
+        server.close()
+        await server.wait_closed()
+
+
+def test_backoff_caps_at_thirty_seconds() -> None:
+    backoff = Backoff()
+    assert max(backoff.delay(n) for n in range(1, 40)) <= 30.0 * 1.2
