@@ -85,7 +85,12 @@ def cmd_check(args: argparse.Namespace) -> int:
         store = Store(config.agent.state_dir)
         await store.open()
         try:
-            ctx = CheckContext(Path(config.agent.state_dir), config.agent.name, store=store)
+            ctx = CheckContext(
+                Path(config.agent.state_dir),
+                config.agent.name,
+                store=store,
+                timezone=config.agent.timezone,
+            )
             runtime = Runtime(book, ctx, config.agent.max_concurrency)
             runtime.apply(config.checks)
             try:

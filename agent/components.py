@@ -30,5 +30,6 @@ def build_components(agent: Agent) -> list[Component]:
     """The one place that lists components, in start order (stopped in reverse)."""
     from agent.alerting_component import AlertingComponent
     from agent.readiness_component import ReadinessComponent
+    from agent.signals_component import SignalsComponent
 
-    return [AlertingComponent(agent), ReadinessComponent(agent)]
+    return [AlertingComponent(agent), ReadinessComponent(agent), SignalsComponent(agent)]

@@ -63,6 +63,8 @@ class WebConfig(BaseModel):
     tls_key_file: str | None = None
     users: dict[str, WebUser] = {}
     read_requires_auth: bool = False
+    # Bearer token Alertmanager's webhook_config sends to POST /api/v1/alertmanager.
+    alertmanager_token_file: str | None = None
 
     @model_validator(mode="after")
     def _tls_pair(self) -> WebConfig:

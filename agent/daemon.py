@@ -52,7 +52,12 @@ class Agent:
         self.book = ResultBook()
         self.metrics = AgentMetrics(self.book)
         self.store = Store(config.agent.state_dir)
-        self.ctx = CheckContext(Path(config.agent.state_dir), config.agent.name, store=self.store)
+        self.ctx = CheckContext(
+            Path(config.agent.state_dir),
+            config.agent.name,
+            store=self.store,
+            timezone=config.agent.timezone,
+        )
         self.runtime = Runtime(
             self.book,
             self.ctx,

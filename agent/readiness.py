@@ -16,7 +16,14 @@ from agent.config import BackupRef, Config, Department, System
 from checks.base import CheckConfig, CheckResult, Status
 from checks.humanize import ago, duration, rfc3339, size
 
-BACKUP_TYPES = {"backup_files": "file", "restic": "snapshot", "borg": "archive"}
+BACKUP_TYPES = {
+    "backup_files": "file",
+    "restic": "snapshot",
+    "borg": "archive",
+    "push": "successful run",
+}
+# A job's own success report is all there is to judge: no repository check or restore test.
+REPORTED = frozenset({"push"})
 # A system is down while one of its checks is critical, or unreachable: its users
 # cannot reach it either, whatever the cause (DESIGN, Incidents and escalation).
 DOWN = frozenset({Status.CRITICAL, Status.UNREACHABLE})
@@ -39,6 +46,8 @@ def _checks_by_name(config: Config) -> dict[str, CheckConfig]:
 
 
 def _verification(check: CheckConfig, facts: Mapping[str, float], now: float) -> list[str]:
+    if check.type in REPORTED:
+        return []
     ok = facts.get("verify_ok")
     passed_at = facts.get("verified_at")
     if check.type == "backup_files":
@@ -65,7 +74,7 @@ def _verification(check: CheckConfig, facts: Mapping[str, float], now: float) ->
 def _restore(
     check: CheckConfig, ref: BackupRef, facts: Mapping[str, float], now: float
 ) -> list[str]:
-    if check.type == "backup_files":
+    if check.type == "backup_files" or check.type in REPORTED:
         return []  # a plain file is its own restore; DESIGN asks no restore test of it
     if facts.get("restore_ok") == 0.0:
         return [f"last restore test failed ({ago(now, facts['restore_test_at'])})"]

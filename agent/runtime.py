@@ -185,6 +185,15 @@ class Runtime:
                 continue
             self._spawn(name, lag)
 
+    def run_now(self, name: str) -> None:
+        """Probe a check at once because its input changed (a push ping, an alert);
+        when a probe is in flight, right after it, since that one may have read the old input."""
+        done = self._done.get(name)
+        if done is None:
+            self._spawn(name, None)
+        else:
+            done.add_done_callback(lambda _done: self._spawn(name, None))
+
     def _spawn(self, name: str, lag: float | None) -> None:
         """Start one probe as its own task; skip a check whose last probe still runs."""
         check = self.checks.get(name)

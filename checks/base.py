@@ -287,6 +287,7 @@ class CheckContext:
     agent_name: str
     clock: Callable[[], float] = time.time  # unix seconds; injected in tests
     store: CheckStateStore = field(default_factory=MemoryStateStore)
+    timezone: str = "Europe/Stockholm"  # agent.timezone: cron schedules of push checks
 
 
 class Check(Protocol):

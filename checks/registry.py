@@ -15,6 +15,9 @@ def _load() -> dict[str, CheckType]:
     from checks import dns, http, icmp, ntp  # network probes (issue 3)
 
     modules += [http, dns, icmp, ntp]
+    from checks import alert, cert_file, prometheus, push  # signals in (issue 12)
+
+    modules += [push, alert, prometheus, cert_file]
     types = {m.TYPE.name: m.TYPE for m in modules}
     assert len(types) == len(modules), "two check modules claim the same type"
     return types
