@@ -7,7 +7,6 @@ import http.client
 import json
 import os
 import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -46,7 +45,8 @@ def checks_of(base: str) -> dict[str, dict[str, Any]]:
 
 
 def status_of(base: str, name: str) -> str | None:
-    return checks_of(base)[name]["status"]
+    status = checks_of(base)[name]["status"]
+    return None if status is None else str(status)
 
 
 @contextlib.contextmanager
@@ -83,11 +83,3 @@ def signal_daemon(
 def received_kinds(bodies: list[dict[str, Any]]) -> list[tuple[str, str]]:
     """(status, dedup key) of every notification a webhook receiver got."""
     return [(str(b.get("status")), str(b.get("dedup_key"))) for b in list(bodies)]
-
-
-def until(predicate: Any, timeout: float, what: str) -> Any:
-    return wait_for(predicate, timeout, what)
-
-
-def now() -> float:
-    return time.time()

@@ -199,10 +199,10 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
             )
         )
         base = f"http://127.0.0.1:{port}"
-        world = {"base": base, "cfg": cfg_path, "log": tmp / "daemon.log", "rx": receiver}
-        world["env"] = {"PUSH_TOKEN": TOKEN}
-        world["responses"] = []
-        with signal_daemon(cfg_path, world["log"], base, world["env"]) as proc:
+        env = {"PUSH_TOKEN": TOKEN}
+        world: dict[str, Any] = {"base": base, "cfg": cfg_path, "log": tmp / "daemon.log"}
+        world.update(rx=receiver, env=env, responses=[])
+        with signal_daemon(cfg_path, tmp / "daemon.log", base, env) as proc:
             world["proc"] = proc
             yield world
 
