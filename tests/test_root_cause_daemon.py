@@ -138,3 +138,41 @@ def test_live_outage_sends_one_message(tmp_path: Path) -> None:
             wait_for(lambda: settled(cfg, receiver, N + 1), 30, "21 incidents, outbox empty")
             assert_one_message(receiver)
             assert_impacted_are_down(cfg)
+
+
+def test_kill_9_during_a_grouped_send_sends_the_whole_group_again(tmp_path: Path) -> None:
+    """At-least-once for groups: the kill falls between the send and its record."""
+    import asyncio
+    import signal
+
+    from aiohttp import web
+
+    uplink, apps = TcpTarget(), [TcpTarget() for _ in range(5)]
+    receiver = ThreadedReceiver()
+    original = receiver.receiver._handle
+    seen: list[dict[str, Any]] = []
+    hold = {"on": True}
+
+    async def first_hangs(request: web.Request) -> web.Response:
+        if hold["on"]:
+            seen.append(await request.json())
+            while hold["on"]:  # no answer: the daemon is killed meanwhile
+                await asyncio.sleep(0.05)
+            return web.Response(status=503)
+        return await original(request)
+
+    receiver.receiver._handle = first_hangs  # type: ignore[method-assign]
+    with receiver:
+        cfg = write_config(tmp_path, uplink, apps, receiver.url)
+        with daemon(cfg, tmp_path / "log") as proc:
+            wait_for(lambda: seen, 30, "the grouped send to arrive")
+            proc.send_signal(signal.SIGKILL)
+            proc.wait(10)
+        hold["on"] = False
+        (first,) = seen
+        assert len(first["grouped"]) == 6
+        with daemon(cfg, tmp_path / "log2"):
+            wait_for(lambda: settled(cfg, receiver, 6), 30, "the group delivered after restart")
+        again = [r for r in receiver.receiver.received if r["status"] == "firing"]
+        assert len(again) == 1, "one message, not six"
+        assert again[0]["grouped"] == first["grouped"], "the same dedup keys"

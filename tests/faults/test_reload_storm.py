@@ -27,14 +27,16 @@ from tests.alerting_fixtures import (
 
 
 def test_fifty_sighups_deliver_each_key_at_most_twice(tmp_path: Path) -> None:
-    with ThreadedReceiver() as receiver:
-        original = receiver.receiver._handle
+    # Patched before start: the receiver's route takes the handler when it starts.
+    receiver = ThreadedReceiver()
+    original = receiver.receiver._handle
 
-        async def slow(request: web.Request) -> web.Response:
-            await asyncio.sleep(0.5)
-            return await original(request)
+    async def slow(request: web.Request) -> web.Response:
+        await asyncio.sleep(0.5)
+        return await original(request)
 
-        receiver.receiver._handle = slow  # type: ignore[method-assign]
+    receiver.receiver._handle = slow  # type: ignore[method-assign]
+    with receiver:
         port = free_port()
         cfg = tmp_path / "storm.yaml"
         cfg.write_text(
