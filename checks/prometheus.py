@@ -8,6 +8,7 @@ server is `unknown` with the reason (the fact is missing, not bad).
 from __future__ import annotations
 
 import asyncio
+import base64
 import math
 import operator
 import re
@@ -138,10 +139,12 @@ def samples_of(data: Any) -> list[Sample]:
 
 
 def labels_text(labels: Mapping[str, str]) -> str:
-    items = sorted(labels.items())
+    """PromQL's own notation: `demo_load{host="srv2", job="node"}`."""
+    name = labels.get("__name__", "")
+    items = sorted((k, v) for k, v in labels.items() if k != "__name__")
     shown = ", ".join(f'{k}="{v}"' for k, v in items[:MAX_LABELS_SHOWN])
     more = f", +{len(items) - MAX_LABELS_SHOWN} more" if len(items) > MAX_LABELS_SHOWN else ""
-    return "{" + shown + more + "}"
+    return name + "{" + shown + more + "}"
 
 
 def judge(config: PrometheusConfig, samples: list[Sample]) -> CheckResult:
@@ -212,8 +215,8 @@ class PrometheusCheck:
                 else:
                     assert auth.password is not None
                     password = auth.password.get_secret_value()
-                encoded = aiohttp.BasicAuth(auth.username, password).encode()
-                return {"Authorization": encoded}
+                pair = base64.b64encode(f"{auth.username}:{password}".encode()).decode()
+                return {"Authorization": f"Basic {pair}"}
         except OSError as exc:
             file = describe_file(exc.filename)
             raise QueryError(f"cannot read credentials {file}: {os_error_text(exc)}") from None
