@@ -120,3 +120,40 @@ def test_critical_days_must_not_exceed_warn_days() -> None:
         CertFileConfig.model_validate(
             {"name": "c", "type": "cert_file", "path": "/x", "warn_days": 5, "critical_days": 9}
         )
+
+
+def test_an_expiring_certificate_file_drives_a_department_ladder(tmp_path: Path) -> None:
+    from tests.alerting_fixtures import ThreadedReceiver, free_port, wait_for
+    from tests.signals_fixtures import signal_daemon, status_of
+
+    live = tmp_path / "ldaps.pem"
+    soon = dt.datetime.now(dt.UTC) - NOW  # cert() dates count from NOW: shift to today
+    live.write_bytes(pem(cert("ldap.kommun.se", 3 + soon.days)))
+    port = free_port()
+    with ThreadedReceiver() as rx:
+        cfg = tmp_path / "vaktpost.yaml"
+        cfg.write_text(
+            f"""
+agent: {{name: cert-e2e, listen: "127.0.0.1:{port}", state_dir: {tmp_path / "state"}}}
+channels:
+  hook: {{type: webhook, url: "{rx.url}", default: true}}
+checks:
+  - {{name: ldaps-cert, type: cert_file, path: "{tmp_path}/*.pem", interval: 0.3s,
+      failures_before_alert: 1}}
+departments:
+  - id: it
+    systems: [{{id: ldap, checks: [ldaps-cert], rto: 1h}}]
+    escalation: [{{after: 0m, notify: [hook]}}]
+"""
+        )
+        base = f"http://127.0.0.1:{port}"
+
+        def ladder(status: str) -> list[object]:
+            return [b for b in list(rx.receiver.received) if b.get("status") == status]
+
+        with signal_daemon(cfg, tmp_path / "daemon.log", base):
+            firing = wait_for(lambda: ladder("firing"), 15, "an incident for the certificate")
+            assert "CN=ldap.kommun.se" in str(firing[0])
+            live.write_bytes(pem(cert("ldap.kommun.se", 200 + soon.days)))
+            wait_for(lambda: ladder("resolved"), 15, "resolved once renewed")
+            assert status_of(base, "ldaps-cert") == "ok"
