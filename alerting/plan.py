@@ -58,6 +58,9 @@ class Plan:
     group_wait: float = 0.0
 
 
+STORE_CHECK = "vaktpost-state-store"
+
+
 def peer_check_name(url: str) -> str:
     """A stable check-like name for a peer agent URL, e.g. peer-srv-app02-9730."""
     parts = urlsplit(url if "//" in url else f"http://{url}")
@@ -114,6 +117,10 @@ def build_plan(config: Config) -> Plan:
         name = peer_check_name(url)
         specs[name] = CheckSpec(name, config.agent.defaults.failures_before_alert, 1)
         standalone.append(name)
+    # The agent's own state store: an incident while it cannot write, and after a
+    # damaged store was moved aside (AlertingService watches it).
+    specs[STORE_CHECK] = CheckSpec(STORE_CHECK, 1, 1)
+    standalone.append(STORE_CHECK)
     for name in standalone:
         unit = Unit(None, "", name, name, (name,), ladder)
         units[unit.key] = unit

@@ -23,11 +23,14 @@ from alerting.engine import IncidentEngine
 from alerting.incident_store import IncidentStore
 from alerting.model import Incident, Outcome, Silence
 from alerting.outbox import Backoff, Outbox
+from alerting.plan import STORE_CHECK
 from alerting.selfwatch import heartbeat_forever, peers_forever
 from alerting.store import Store
 
 log = logging.getLogger("vaktpost.alerting")
 TICK = 0.25  # seconds between escalation clock ticks
+STORE_WATCH = 2.0  # seconds between looks at the state store's health
+RECOVERY_NOTICE = 86400.0  # a damaged store that was replaced stays an incident this long
 
 
 class AlertingService:
@@ -75,6 +78,7 @@ class AlertingService:
         self._spawn(self._supervised("commit", self._commit_forever))
         self._spawn(self._supervised("outbox refresh", self._refresh_pending_forever))
         self._spawn(self._supervised("alertmanager re-post", self._repost_forever))
+        self._spawn(self._supervised("store watch", self._watch_store_forever))
         self._start_selfwatch()
         log.info("alerting started", extra={"open_incidents": len(state.incidents)})
 
@@ -84,7 +88,10 @@ class AlertingService:
         await asyncio.gather(*self._tasks, *self._selfwatch, return_exceptions=True)
         self._tasks.clear()
         self._selfwatch.clear()
-        await self.commit()
+        try:
+            await self.commit()
+        except Exception as exc:  # disk full at shutdown: say so in one line; kill -9 rules apply
+            log.error("could not persist alerting state at shutdown", extra={"error": str(exc)})
         await self._stop_outbox()
 
     def reload(self, config: Config) -> None:
@@ -215,6 +222,28 @@ class AlertingService:
                 self.engine_errors += 1
                 log.exception("alerting loop failed; restarting it", extra={"loop": name})
                 await asyncio.sleep(1.0)
+
+    def store_verdict(self, now: float) -> tuple[str, str]:
+        """The state store as a check: critical while it cannot write, and for a day
+        after a damaged store was moved aside (so the operator is told by incident)."""
+        raw = self.store.store
+        if not getattr(raw, "writable", True):
+            error = getattr(raw, "last_error", "") or "writes fail"
+            return "critical", f"state store cannot write: {error}"
+        recovery = getattr(raw, "recovery", None)
+        if recovery is not None and now - recovery.at < RECOVERY_NOTICE:
+            return "critical", (
+                f"state store was damaged ({recovery.reason}); moved aside to"
+                f" {recovery.moved_to.name} and a fresh store started"
+            )
+        return "ok", "state store writes"
+
+    async def _watch_store_forever(self) -> None:
+        while True:
+            now = self.clock()
+            status, message = self.store_verdict(now)
+            self.observe(STORE_CHECK, status, message, now)
+            await asyncio.sleep(STORE_WATCH)
 
     async def _tick_forever(self) -> None:
         while True:

@@ -17,10 +17,12 @@ import sqlite3
 import struct
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from alerting.incident_store import read_state
+from alerting.plan import STORE_CHECK
 from alerting.store import Store, StoreError
 from alerting.store_damage import wal_damage
 from tests.alerting_fixtures import TcpTarget, ThreadedReceiver
@@ -189,6 +191,14 @@ def test_damaged_store_is_moved_aside_and_monitoring_continues(
                 30,
                 "a step of a new incident delivered",
             )
+
+            def store_incident() -> list[dict[str, Any]]:
+                body = daemon.get("/api/v1/incidents?state=open")[1]
+                found = [i for i in json.loads(body)["incidents"] if i["system"] == STORE_CHECK]
+                return found
+
+            (told,) = wait_until(store_incident, 30, "the recovery raised as an incident")
+            assert told["checks"] == [STORE_CHECK]
         finally:
             code = daemon.stop()
     assert "Traceback" not in daemon.stderr()
