@@ -287,3 +287,15 @@ def test_ha_pair_duplicates_give_one_incident(world: dict[str, Any], procs: list
     push_alert(port1, resolve=True, starts=starts)
     push_alert(port2, resolve=True, starts=starts)
     wait_for(lambda: status_of(world["base"], "app01-node-down") == "ok", 20, "resolved")
+
+
+def test_deploy_example_is_a_valid_alertmanager_config() -> None:
+    amtool = shutil.which("amtool")
+    if amtool is None:
+        if CI:
+            pytest.fail("amtool is not installed (CI=true)")
+        pytest.skip("amtool is not installed")
+    example = Path(__file__).resolve().parent.parent / "deploy/alertmanager/vaktpost-receiver.yml"
+    done = subprocess.run([amtool, "check-config", str(example)], capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "/api/v1/alertmanager" in example.read_text()
