@@ -392,3 +392,16 @@ def apply_defaults(config: Config) -> Config:
 
 
 __all__ = ["ConfigError", "LocList", "load_config", "load_config_text"]
+
+
+DEFAULT_CONFIG = Path(__file__).with_name("default.yaml")
+
+
+def read_config(
+    path: str | None, *, check_files: bool = False, warnings: list[Problem] | None = None
+) -> Config:
+    """The file at `path`, or the embedded default config when None."""
+    if path is None:
+        text = DEFAULT_CONFIG.read_text(encoding="utf-8")
+        return load_config_text(text, "<default.yaml>", check_files=check_files, warnings=warnings)
+    return load_config(path, check_files=check_files, warnings=warnings)

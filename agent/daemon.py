@@ -18,13 +18,12 @@ from aiohttp import web
 
 from agent.components import Component, build_components
 from agent.config import Config
-from agent.configload import ConfigError, load_config, load_config_text
+from agent.configload import ConfigError, read_config
 from agent.metrics import AgentMetrics
 from agent.results import CheckState, ResultBook
 from agent.runtime import Runtime
 from agent.web import build_app
 from agent.webguard import GuardedSite
-from agent.yamlsource import Problem
 from alerting.incident_store import read_state
 from alerting.store import Store, StoreError
 from alerting.store_metrics import StoreCollector
@@ -32,17 +31,7 @@ from checks.base import CheckContext
 from checks.redact import redact_text
 
 log = logging.getLogger("vaktpost.daemon")
-DEFAULT_CONFIG = Path(__file__).with_name("default.yaml")
 STOP_GRACE = 4.0  # SIGTERM must end the process within 5 s
-
-
-def read_config(
-    path: str | None, *, check_files: bool = False, warnings: list[Problem] | None = None
-) -> Config:
-    if path is None:
-        text = DEFAULT_CONFIG.read_text(encoding="utf-8")
-        return load_config_text(text, "<default.yaml>", check_files=check_files, warnings=warnings)
-    return load_config(path, check_files=check_files, warnings=warnings)
 
 
 class Agent:

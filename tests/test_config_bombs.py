@@ -212,7 +212,7 @@ async def test_a_reload_that_fails_while_applying_is_rolled_back(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from agent.daemon import Agent as Daemon
-    from agent.daemon import read_config
+    from agent.configload import read_config
 
     config = tmp_path / "a.yaml"
     head = f"agent: {{listen: 127.0.0.1:{free_port()}, state_dir: {tmp_path}/state}}\n"

@@ -172,7 +172,7 @@ def test_warnings_reach_the_log_when_the_daemon_loads(caplog: pytest.LogCaptureF
 def test_the_example_validates_on_a_fresh_machine() -> None:
     done = validate(EXAMPLE)
     assert (done.returncode, done.stderr) == (0, "")
-    assert done.stdout.startswith(f"{EXAMPLE}: ok (47 checks")
+    assert done.stdout.startswith(f"{EXAMPLE}: ok (51 checks")
 
 
 def test_the_examples_agent_section_starts_with_run(tmp_path: Path) -> None:

@@ -1,47 +1,22 @@
-"""The `vaktpost` command line."""
+"""`vaktpost run | validate | check`: the daemon, a config check, one round of checks."""
 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import sys
-import typing
-from collections.abc import Callable
-from pathlib import Path
 
-from agent import __version__, logs
-from agent.configload import ConfigError
-from agent.daemon import read_config, serve
-from agent.results import ResultBook
-from agent.runtime import Runtime
-from agent.yamlsource import Problem
-from alerting.store import Store, StoreError
-from checks.base import CheckContext, Status, os_error_text, worst
-from checks.redact import printable, redact_text
-
-Handler = Callable[[argparse.Namespace], int]
-# Exit codes of errors (`check` uses 0-3 for statuses; there 3 also means "could not tell").
-EXIT_USAGE = 2  # a bad argument: the command line must change
-EXIT_CANNOT_RUN = 3  # the command could not do its work: config, state store, agent
-
-
-class CliError(Exception):
-    """An error the user can act on: printed as one line, exit `code`."""
-
-    def __init__(self, message: str, code: int = EXIT_CANNOT_RUN) -> None:
-        super().__init__(message)
-        self.code = code
-
-
-class OneLineParser(argparse.ArgumentParser):
-    """Usage errors as one line (`vaktpost ack: argument INCIDENT_ID: ...`), exit 2."""
-
-    def error(self, message: str) -> typing.NoReturn:
-        self.exit(EXIT_USAGE, f"{self.prog}: {message} (see {self.prog} --help)\n")
+from agent.cli.errors import EXIT_CANNOT_RUN, CliError, Subparsers
+from agent.cli.table import print_table
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from agent import logs
+    from agent.configload import ConfigError, read_config
+    from agent.daemon import serve
+
     logs.setup(args.log_level)
     try:
         config = read_config(args.config)
@@ -52,6 +27,9 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
+    from agent.configload import ConfigError, read_config
+    from agent.yamlsource import Problem
+
     warnings: list[Problem] = []
     try:
         config = read_config(args.config, check_files=True, warnings=warnings)
@@ -68,6 +46,15 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
+    import asyncio
+    from pathlib import Path
+
+    from agent.configload import ConfigError, read_config
+    from agent.results import ResultBook
+    from agent.runtime import Runtime
+    from alerting.store import Store, StoreError
+    from checks.base import CheckContext, os_error_text, worst
+
     try:
         config = read_config(args.config)
     except ConfigError as exc:
@@ -126,26 +113,7 @@ def cmd_check(args: argparse.Namespace) -> int:
     return overall.exit_code
 
 
-def print_table(header: list[str], rows: list[list[str]]) -> None:
-    # Cells come from the agent and from probes (an ack's `by`, a plugin's output):
-    # an escape sequence in one must not drive the terminal, nor a newline break the table.
-    rows = [[printable(str(v)) for v in row] for row in rows]
-    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header) - 1)]
-    for row in [header, *rows]:
-        cells = [str(v).ljust(w) for v, w in zip(row, widths, strict=False)]
-        print("  ".join([*cells, str(row[-1])]))
-
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = OneLineParser(
-        prog="vaktpost", description="Monitoring agent for municipal continuity."
-    )
-    parser.add_argument("--version", action="version", version=f"vaktpost {__version__}")
-    sub = typing.cast(
-        "argparse._SubParsersAction[argparse.ArgumentParser]",
-        parser.add_subparsers(dest="command", required=True, parser_class=OneLineParser),
-    )
-
+def register(sub: Subparsers[argparse.ArgumentParser]) -> None:
     run = sub.add_parser("run", help="run the daemon")
     run.add_argument("-c", "--config", help="config file (default: the embedded default)")
     run.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
@@ -160,40 +128,3 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("names", nargs="*", metavar="NAME")
     check.add_argument("--format", choices=["table", "json"], default="table")
     check.set_defaults(handler=cmd_check)
-
-    for register in extra_commands():
-        register(sub)
-    return parser
-
-
-def extra_commands() -> list[Callable[[argparse._SubParsersAction[argparse.ArgumentParser]], None]]:
-    """Commands of other parts (readiness, drill, status, ack, silence)."""
-    from agent import cli_alerting, cli_readiness
-
-    return [cli_readiness.register, cli_alerting.register]
-
-
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    handler: Handler = args.handler
-    try:
-        return handler(args)
-    except CliError as exc:
-        print(f"vaktpost {args.command}: {printable(redact_text(str(exc)))}", file=sys.stderr)
-        return exc.code
-    except KeyboardInterrupt:
-        return 130
-    except Exception as exc:  # never a traceback: one line that says what failed
-        reason = printable(redact_text(f"{type(exc).__name__}: {exc}"))
-        print(f"vaktpost {args.command}: cannot run: {reason}", file=sys.stderr)
-        return EXIT_CANNOT_RUN
-
-
-if __name__ == "__main__":
-    # Through the module, not this __main__ copy: its CliError is the one commands raise.
-    from agent.cli import main as module_main
-
-    sys.exit(module_main())
-
-
-__all__ = ["EXIT_CANNOT_RUN", "EXIT_USAGE", "CliError", "Status", "main"]

@@ -8,23 +8,24 @@ import json
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from agent import readiness, readiness_render
-from agent.cli import EXIT_CANNOT_RUN, EXIT_USAGE
-from agent.config import Config
-from agent.configload import ConfigError
-from agent.daemon import read_config
-from agent.results import ResultBook
-from agent.runtime import Runtime
-from alerting.store import Store, StoreError
-from checks.base import CheckContext, CheckResult
+from agent.cli.errors import EXIT_CANNOT_RUN, EXIT_USAGE, Subparsers
+
+if TYPE_CHECKING:
+    from agent.config import Config
+    from alerting.store import Store
+    from checks.base import CheckResult
 
 EXIT_READY, EXIT_NOT_READY = 0, 1
 
 
 async def _run_checks(config: Config, store: Store, names: list[str]) -> dict[str, CheckResult]:
     """Run backup checks here, with the daemon's store so verification state is shared."""
+    from agent.results import ResultBook
+    from agent.runtime import Runtime
+    from checks.base import CheckContext
+
     book = ResultBook()
     ctx = CheckContext(Path(config.agent.state_dir), config.agent.name, store=store)
     runtime = Runtime(book, ctx, config.agent.max_concurrency)
@@ -40,6 +41,9 @@ async def _run_checks(config: Config, store: Store, names: list[str]) -> dict[st
 
 
 async def collect(config: Config, department: str | None, refresh: bool) -> dict[str, CheckResult]:
+    from agent import readiness
+    from alerting.store import Store
+
     store = Store(config.agent.state_dir)
     await store.open()
     try:
@@ -55,6 +59,8 @@ async def collect(config: Config, department: str | None, refresh: bool) -> dict
 
 
 def render(report: dict[str, Any], fmt: str, lang: str) -> str:
+    from agent import readiness_render
+
     if fmt == "json":
         return json.dumps(report, indent=2, ensure_ascii=False) + "\n"
     if fmt == "html":
@@ -63,6 +69,10 @@ def render(report: dict[str, Any], fmt: str, lang: str) -> str:
 
 
 def cmd_readiness(args: argparse.Namespace) -> int:
+    from agent import readiness
+    from agent.configload import ConfigError, read_config
+    from alerting.store import StoreError
+
     try:
         config = read_config(args.config)
     except ConfigError as exc:
@@ -82,7 +92,7 @@ def cmd_readiness(args: argparse.Namespace) -> int:
     return EXIT_READY if ready else EXIT_NOT_READY
 
 
-def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+def register(sub: Subparsers[argparse.ArgumentParser]) -> None:
     parser = sub.add_parser(
         "readiness",
         help="backup readiness per department (exit 0 ready, 1 not ready, 2 usage, 3 cannot run)",
