@@ -45,6 +45,7 @@ from checks.borg import BorgCheck, BorgConfig
 from checks.restic import ResticCheck, ResticConfig
 
 ROOT = Path("/tmp/vaktpost-bench-backups")
+EXAMPLE = Path(__file__).resolve().parent.parent / "config" / "example-municipality.yaml"
 SNAPSHOTS = 1000
 PASSWORD = "bench-password"
 
@@ -290,7 +291,7 @@ async def main() -> None:
             await measure(checks_for(tool, root, False), args.runs),
         )
         print_row(f"{tool} full (check+restore)", await measure(checks_for(tool, root, True), 1))
-    bench_readiness(Path(__file__).resolve().parent.parent / "config" / "example-municipality.yaml")
+    bench_readiness(EXAMPLE)
 
 
 if __name__ == "__main__":

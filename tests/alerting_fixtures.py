@@ -4,13 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import socket
-import subprocess
-import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -21,8 +17,17 @@ from agent.configload import load_config_text
 from alerting.engine import IncidentEngine
 from alerting.model import Event, Notification, Outcome
 
-ROOT = Path(__file__).resolve().parent.parent
-CI = os.environ.get("CI", "").lower() == "true"
+# The shared helpers, re-exported under their older names for tests that import them here.
+from tests.helpers import CI as CI
+from tests.helpers import ROOT as ROOT
+from tests.helpers import async_wait_until, wait_until
+from tests.helpers import daemon as daemon
+from tests.helpers import free_port as free_port
+from tests.helpers import vaktpost_cmd as vaktpost_cmd
+
+wait_for = wait_until
+async_wait_for = async_wait_until
+
 
 BASE_YAML = """
 agent:
@@ -111,34 +116,6 @@ class Timeline:
         return [(round(e.at - self.start, 3), e.kind, e.step) for e in self.events]
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def wait_for(predicate: Callable[[], Any], timeout: float, what: str, every: float = 0.05) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(every)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-
-
-async def async_wait_for(
-    predicate: Callable[[], Any], timeout: float, what: str, every: float = 0.05
-) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        await asyncio.sleep(every)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-
-
 class Receiver:
     """An aiohttp webhook receiver on a free loopback port that records every delivery."""
 
@@ -215,30 +192,23 @@ class TcpTarget:
             self._sock = self._bound(self.port)
             self._listening = False
 
+    def release(self) -> None:
+        """Give the port back (end of test)."""
+        self._sock.close()
+        self._listening = False
 
-def vaktpost_cmd(*args: str) -> list[str]:
-    return [sys.executable, "-m", "agent.cli", *args]
+    def __enter__(self) -> TcpTarget:
+        return self
 
+    def __exit__(self, *exc: object) -> None:
+        self.release()
 
-@contextlib.contextmanager
-def daemon(cfg: Path, log: Path) -> Iterator[subprocess.Popen[bytes]]:
-    with log.open("ab") as out:
-        proc = subprocess.Popen(
-            vaktpost_cmd("run", "-c", str(cfg), "--log-level", "debug"),
-            stdout=out,
-            stderr=out,
-            cwd=ROOT,
-        )
-    try:
-        yield proc
-    finally:
-        if proc.poll() is None:
-            proc.terminate()
-            try:
-                proc.wait(timeout=8)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+    def __del__(self) -> None:
+        # Tests rarely release a target; its socket is closed here rather than
+        # left to the socket's own finalizer, which warns (ResourceWarning).
+        sock = getattr(self, "_sock", None)
+        if sock is not None:
+            sock.close()
 
 
 class ThreadedReceiver:
@@ -379,6 +349,7 @@ def http_get(url: str, timeout: float = 2.0) -> tuple[int, str]:
         with urllib.request.urlopen(url, timeout=timeout) as response:
             return response.status, response.read().decode()
     except urllib.error.HTTPError as exc:
-        return exc.code, exc.read().decode()
+        with exc:
+            return exc.code, exc.read().decode()
     except (urllib.error.URLError, OSError) as exc:
         return 0, str(exc)

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from checks.base import CheckContext, MemoryStateStore
-from tests.conftest import require_binary
+from tests.helpers import require_binary
 
 PASSWORD = "correct horse battery staple"
 WRONG_PASSWORD = "tr0ub4dor&3-wrong"

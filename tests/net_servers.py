@@ -9,8 +9,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
-import os
-import shutil
 import socket
 import ssl
 import threading
@@ -19,30 +17,15 @@ from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any
 
-import pytest
 from aiohttp import web
 
+from tests.helpers import require as require  # re-exported for the net tests
+from tests.helpers import require_binary as require_binary
 from tests.net_certs import Pki
 
 AUTH_USER, AUTH_PASSWORD = "ops", "s3cret-pässword"
 BIG_BODY = 100 * 1024 * 1024
 CHUNK = b"x" * 65536
-
-
-def require(condition: bool, what: str) -> None:
-    """Skip locally when a real server is missing; in CI (CI=true) fail instead."""
-    if condition:
-        return
-    if os.environ.get("CI") == "true":
-        pytest.fail(f"{what} is required in CI")
-    pytest.skip(f"{what} not available")
-
-
-def require_binary(name: str) -> str:
-    path = shutil.which(name)
-    require(path is not None, name)
-    assert path is not None
-    return path
 
 
 def has_ipv6_loopback() -> bool:

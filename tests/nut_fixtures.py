@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import free_port, require_binary, wait_until
+from tests.helpers import free_port, require_binary, wait_until
 
 DRIVER = "/lib/nut/dummy-ups"
 UPSD = "/lib/nut/upsd"
@@ -53,13 +53,14 @@ class NutServer:
         }
 
     def _spawn(self, argv: list[str], log: str) -> subprocess.Popen[bytes]:
-        return subprocess.Popen(
-            argv,
-            env=self.env,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=(self.root / log).open("wb"),
-        )
+        with (self.root / log).open("wb") as err:  # the child keeps its own descriptor
+            return subprocess.Popen(
+                argv,
+                env=self.env,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=err,
+            )
 
     def write_state(self, status: str, charge: float, runtime: float) -> None:
         dev = self.etc / "dummy.dev"

@@ -18,7 +18,8 @@ import pytest
 from alerting.channels.alertmanager import AlertmanagerConfig
 from alerting.channels.registry import build_channel
 from alerting.engine import IncidentEngine
-from tests.alerting_fixtures import CI, ThreadedReceiver, config_from, free_port, wait_for
+from tests.alerting_fixtures import ThreadedReceiver, config_from
+from tests.helpers import CI, free_port, wait_until
 
 BINARY = shutil.which("prometheus-alertmanager")
 
@@ -84,7 +85,7 @@ def start_am(
             assert proc.poll() is None, (tmp / "am.log").read_text()
             return False
 
-    wait_for(ready, 20, "alertmanager ready", every=0.1)
+    wait_until(ready, 20, "alertmanager ready", every=0.1)
     return proc, port
 
 
@@ -132,7 +133,7 @@ def test_alert_then_resolution(binary: str, tmp_path: Path, procs: list[Any]) ->
                 await channel.close()
 
         asyncio.run(send(firing))
-        wait_for(lambda: notifications(receiver), 15, "the firing notification")
+        wait_until(lambda: notifications(receiver), 15, "the firing notification")
         (note,) = notifications(receiver)
         assert note["status"] == "firing"
         (alert,) = note["alerts"]
@@ -145,7 +146,7 @@ def test_alert_then_resolution(binary: str, tmp_path: Path, procs: list[Any]) ->
         }
         assert alert["annotations"]["fallback"] == "Paper forms, binder B"
         asyncio.run(send(resolved))
-        wait_for(
+        wait_until(
             lambda: any(n["status"] == "resolved" for n in notifications(receiver)),
             15,
             "the resolution",
@@ -196,10 +197,10 @@ def test_ha_pair_gives_one_notification(binary: str, tmp_path: Path, procs: list
 
         time.sleep(1.0)  # hold: let the pair's gossip settle before alerting
         asyncio.run(both())
-        wait_for(lambda: notifications(receiver), 20, "a notification from the pair")
+        wait_until(lambda: notifications(receiver), 20, "a notification from the pair")
         # Past the second node's peer timeout (2 s per position): still only one.
         deadline = time.monotonic() + 6
-        wait_for(lambda: time.monotonic() > deadline, 8, "the dedup window to pass")
+        wait_until(lambda: time.monotonic() > deadline, 8, "the dedup window to pass")
         received = notifications(receiver)
         assert len(received) == 1, [n["alerts"] for n in received]
         agents = sorted(a["labels"]["agent"] for a in received[0]["alerts"])

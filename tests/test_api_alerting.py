@@ -15,7 +15,7 @@ import bcrypt
 import pytest
 
 from agent.auth import is_loopback
-from tests.alerting_fixtures import ROOT, daemon, free_port, vaktpost_cmd, wait_for
+from tests.helpers import ROOT, daemon, free_port, vaktpost_cmd, wait_until
 
 PASSWORD = "correct horse battery"
 CONFIG = """
@@ -46,7 +46,7 @@ def agent_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     )
     url = f"http://127.0.0.1:{port}"
     with daemon(cfg, tmp / "daemon.log"):
-        wait_for(lambda: open_incidents(url), 15, "the incident of the dead app")
+        wait_until(lambda: open_incidents(url), 15, "the incident of the dead app")
         yield url
 
 

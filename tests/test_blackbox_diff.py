@@ -22,7 +22,7 @@ from checks.dns import DnsConfig
 from checks.http import HttpConfig
 from checks.tcp import TcpConfig
 from tests import net_fixtures
-from tests.conftest import free_port, require_binary, wait_until
+from tests.helpers import free_port, http_request, require_binary, wait_until
 from tests.net_certs import Pki
 from tests.net_dns import DnsServer, running_dns
 from tests.net_fixtures import probe
@@ -80,7 +80,7 @@ def blackbox(pki: Pki, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Bla
     )
     try:
         wait_until(
-            lambda: urllib.request.urlopen(f"http://127.0.0.1:{port}/-/healthy", timeout=1),
+            lambda: http_request(f"http://127.0.0.1:{port}/-/healthy", timeout=1)[0] == 200,
             what="blackbox_exporter ready",
         )
         yield Blackbox(port)

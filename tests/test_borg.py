@@ -13,7 +13,7 @@ from checks.base import CheckContext, Status
 from checks.borg import BorgCheck, BorgConfig
 from tests import backup_fixtures
 from tests.backup_fixtures import PASSWORD, STALE_HOURS, WRONG_PASSWORD, Repo
-from tests.conftest import require_binary
+from tests.helpers import require_binary
 
 borg_corrupt, borg_repo, ctx = (
     backup_fixtures.borg_corrupt,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from email import message_from_bytes
 from email.header import decode_header, make_header
+from email.message import Message
 from typing import Any
 
 import pytest
@@ -13,7 +14,7 @@ from aiosmtpd.smtp import AuthResult, Envelope, LoginPassword, Session
 from alerting.channels.apprise import AppriseConfig
 from alerting.channels.interface import RetryableError
 from alerting.channels.registry import build_channel
-from tests.alerting_fixtures import free_port
+from tests.helpers import free_port
 from tests.test_channels_contract import PAYLOAD
 
 PASSWORD = "smtp-Pa55word"
@@ -66,11 +67,9 @@ async def test_mail_arrives(smtp: Any) -> None:
     assert envelope.rcpt_tos == ["jour@kommun.example"]
     message = message_from_bytes(envelope.original_content or b"")
     assert str(make_header(decode_header(message["Subject"]))) == "[ALERT] s"
-    body = (
-        message.get_payload(decode=True)
-        if not message.is_multipart()
-        else (message.get_payload()[0].get_payload(decode=True))
-    )
+    part = message.get_payload(0) if message.is_multipart() else message
+    assert isinstance(part, Message)
+    body = part.get_payload(decode=True)
     assert b"is down" in body
 
 

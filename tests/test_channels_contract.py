@@ -124,7 +124,7 @@ async def test_http_channel_contract(
 async def test_connection_refused_retries_without_leaking(
     make: Callable[[int], ChannelConfig], caplog: pytest.LogCaptureFixture
 ) -> None:
-    from tests.alerting_fixtures import free_port
+    from tests.helpers import free_port
 
     caplog.set_level(logging.DEBUG)
     channel = build_channel("c", make(free_port()))

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT, VAKTPOST, free_port, require_binary
+from tests.helpers import ROOT, VAKTPOST, free_port, require_binary
 
 DUMMY = "/usr/lib/nagios/plugins/check_dummy"
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT, VAKTPOST, free_port, wait_until
+from tests.helpers import ROOT, VAKTPOST, free_port, wait_until
 
 EVIL = "\x1b[2J\x1b]0;pwned\x07kim\r\nfake line"
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import stat
 import time
 from pathlib import Path
@@ -13,14 +14,14 @@ from agent.results import ResultBook
 from agent.runner import Runner
 from checks.base import CheckContext, CheckResult, Status
 from checks.command import CommandCheck, CommandConfig, parse_output
-from tests.conftest import free_port, require_binary, wait_until
+from tests.helpers import free_port, require_binary, wait_until
 
 PLUGINS = "/usr/lib/nagios/plugins"
 
 
-async def run(argv: list[str], timeout: str = "5s") -> CheckResult:
+async def run(argv: list[str], check_timeout: str = "5s") -> CheckResult:
     config = CommandConfig.model_validate(
-        {"name": "p", "type": "command", "argv": argv, "timeout": timeout}
+        {"name": "p", "type": "command", "argv": argv, "timeout": check_timeout}
     )
     return await Runner(ResultBook(), 4).run(CommandCheck(config, CheckContext(Path("/tmp"), "t")))
 
@@ -66,7 +67,7 @@ async def test_hanging_plugin_is_killed_with_its_group(tmp_path: Path) -> None:
         f"sleep 60 &\necho $! > {pids}\necho $$ >> {pids}\nwait\n",
     )
     start = time.perf_counter()
-    result = await run([plugin], timeout="400ms")
+    result = await run([plugin], check_timeout="400ms")
     took = time.perf_counter() - start
     assert result.status is Status.CRITICAL
     assert result.message == "timed out after 400ms"
@@ -124,7 +125,7 @@ async def test_unexpected_exit_code_and_no_shell(tmp_path: Path) -> None:
         result.message
         == "plugin ended with exit code 7: weird; $(touch /tmp/vaktpost-shell-injection)"
     )
-    assert not Path("/tmp/vaktpost-shell-injection").exists()
+    assert not await asyncio.to_thread(Path("/tmp/vaktpost-shell-injection").exists)
 
 
 def test_perfdata_parsing() -> None:

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from agent.config import Config
 from agent.configload import ConfigError, load_config, load_config_text
 from checks.registry import CHECK_TYPES
-from tests.conftest import ROOT, VAKTPOST
+from tests.helpers import ROOT, VAKTPOST
 
 BAD = Path(__file__).parent / "configs" / "bad"
 KNOWN_TYPES = ", ".join(sorted(CHECK_TYPES))
@@ -101,7 +101,7 @@ CASES = [
         "backup_not_a_backup",
         7,
         "departments[0].systems[0].backups[0].check: check 'treserva-db' is a tcp check, "
-        "not a backup (a backup is one of: backup_files, borg, restic)",
+        "not a backup (a backup is one of: backup_files, borg, push, restic)",
     ),
     ("fallback_cycle", 2, "channels.a.fallback: fallback cycle: a -> b -> c -> a"),
 ]

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT, VAKTPOST, free_port, wait_until
+from tests.helpers import ROOT, VAKTPOST, free_port, wait_until
 
 
 def laughs() -> str:
@@ -25,6 +25,11 @@ def laughs() -> str:
         prev = "a" if i == 0 else f"b{i - 1}"
         lines.append(f"b{i}: &b{i} [" + ",".join([f"*{prev}"] * 50) + "]")
     return "\n".join(lines) + "\n"
+
+
+def _fifo_include(d: Path) -> str:
+    os.mkfifo(d / "pipe.yaml")
+    return "include: [pipe.yaml]\n"
 
 
 def check(key: str, value: str) -> str:
@@ -42,7 +47,7 @@ CASES: list[tuple[str, Builder, int, str]] = [
     ),
     (
         "include_fifo",
-        lambda d: (os.mkfifo(d / "pipe.yaml"), "include: [pipe.yaml]\n")[1],
+        _fifo_include,
         1,
         "include[0]: {dir}/pipe.yaml: cannot read: not a regular file (a device, FIFO or socket)",
     ),
@@ -211,8 +216,8 @@ def test_sighup_with_bombs_keeps_the_old_config(agent: Agent, tmp_path: Path) ->
 async def test_a_reload_that_fails_while_applying_is_rolled_back(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from agent.daemon import Agent as Daemon
     from agent.configload import read_config
+    from agent.daemon import Agent as Daemon
 
     config = tmp_path / "a.yaml"
     head = f"agent: {{listen: 127.0.0.1:{free_port()}, state_dir: {tmp_path}/state}}\n"

@@ -14,7 +14,8 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from tests.alerting_fixtures import ROOT, ThreadedReceiver, free_port, vaktpost_cmd, wait_for
+from tests.alerting_fixtures import ThreadedReceiver
+from tests.helpers import ROOT, free_port, vaktpost_cmd, wait_until
 
 STEPS = 10
 SPACING = 3.0  # seconds between steps: the escalation spans ~27 s
@@ -86,7 +87,7 @@ def run_with_kills(tmp_path: Path, receiver: ThreadedReceiver) -> list[float]:
         proc = subprocess.Popen(cmd, stdout=log, stderr=log, cwd=ROOT)
         try:
             want = {f"crash/dept/app/1/{i}" for i in range(STEPS)}
-            wait_for(lambda: want <= set(receiver.dedup_keys()), 40, "every step delivered")
+            wait_until(lambda: want <= set(receiver.dedup_keys()), 40, "every step delivered")
             proc.terminate()
             assert proc.wait(timeout=10) == 0
         finally:

@@ -23,7 +23,7 @@ from agent.cron import CronSchedule, cron_schedule, parse_cron
 from alerting.engine import IncidentEngine
 from alerting.mute import in_window, next_window_edge
 from tests.alerting_fixtures import Timeline, base_config
-from tests.conftest import ROOT, VAKTPOST
+from tests.helpers import ROOT, VAKTPOST
 
 STHLM = "Europe/Stockholm"
 TZ = ZoneInfo(STHLM)

@@ -8,8 +8,6 @@ import signal
 import socket
 import subprocess
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -17,35 +15,21 @@ from typing import Any
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.conftest import ROOT, VAKTPOST, free_port, wait_until
+from tests.helpers import ROOT, VAKTPOST, AgentProcess, free_port, wait_until
 
 
-class Daemon:
+class Daemon(AgentProcess):
+    """The agent on `port`; the constructor returns once /healthz answers."""
+
+    port: int
+
     def __init__(self, config: Path, port: int, env: dict[str, str] | None = None) -> None:
-        self.config, self.port = config, port
-        self.log = config.with_suffix(".log")
-        self.proc = subprocess.Popen(
-            [*VAKTPOST, "run", "-c", str(config)],
-            cwd=ROOT,
-            env={**os.environ, **(env or {})},
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=self.log.open("wb"),
-        )
-        wait_until(lambda: self.get("/healthz")[0] == 200, what="the daemon to listen")
-
-    def request(self, method: str, path: str, body: bytes | None = None) -> tuple[int, bytes]:
-        req = urllib.request.Request(f"http://127.0.0.1:{self.port}{path}", body, method=method)
-        if method != "GET":
-            req.add_header("Content-Type", "application/json")  # writes must declare JSON
+        super().__init__(config, port=port, env=env)
         try:
-            with urllib.request.urlopen(req, timeout=5) as resp:
-                return resp.status, resp.read()
-        except urllib.error.HTTPError as err:
-            return err.code, err.read()
-
-    def get(self, path: str) -> tuple[int, bytes]:
-        return self.request("GET", path)
+            self.wait_ready()
+        except BaseException:
+            self.stop()
+            raise
 
     def metrics(self) -> dict[str, dict[tuple[tuple[str, str], ...], float]]:
         status, body = self.get("/metrics")
@@ -62,7 +46,8 @@ class Daemon:
         return sum(v for k, v in samples.items() if ("check", check) in k)
 
     def log_records(self) -> list[dict[str, Any]]:
-        return [json.loads(line) for line in self.log.read_text().splitlines() if line]
+        """Every line is JSON: a line that is not fails the test (stricter than the helper)."""
+        return [json.loads(line) for line in self.log_text().splitlines() if line]
 
 
 @pytest.fixture
@@ -84,11 +69,8 @@ def daemon(tmp_path: Path, listener: int) -> Iterator[Daemon]:
         "  - {name: mem, type: memory, interval: 200ms}\n"
         "  - {name: uplink, type: link, targets: ['tcp://127.0.0.1:1'], interval: 200ms}\n"
     )
-    d = Daemon(config, port)
-    yield d
-    if d.proc.poll() is None:
-        d.proc.kill()
-        d.proc.wait()
+    with Daemon(config, port) as d:
+        yield d
 
 
 def test_metrics_parse_and_carry_the_design_families(daemon: Daemon) -> None:
@@ -180,16 +162,16 @@ def test_sigterm_with_a_hanging_probe_still_exits_in_time(tmp_path: Path) -> Non
         f"agent: {{listen: 127.0.0.1:{port}, state_dir: {tmp_path}/state}}\n"
         f"checks: [{{name: h, type: command, argv: [{hang}], interval: 100ms, timeout: 60s}}]\n"
     )
-    d = Daemon(config, port)
-    wait_until(
-        lambda: any(p.cmdline()[-2:] == ["sleep", "60"] for p in _children(d.proc.pid)),
-        what="the plugin to start",
-    )
-    start = time.monotonic()
-    d.proc.send_signal(signal.SIGTERM)
-    assert d.proc.wait(timeout=5) == 0
-    assert time.monotonic() - start < 5
-    wait_until(lambda: not _children(d.proc.pid), timeout=2, what="no plugin left behind")
+    with Daemon(config, port) as d:
+        wait_until(
+            lambda: any(p.cmdline()[-2:] == ["sleep", "60"] for p in _children(d.proc.pid)),
+            what="the plugin to start",
+        )
+        start = time.monotonic()
+        d.proc.send_signal(signal.SIGTERM)
+        assert d.proc.wait(timeout=5) == 0
+        assert time.monotonic() - start < 5
+        wait_until(lambda: not _children(d.proc.pid), timeout=2, what="no plugin left behind")
 
 
 def _children(pid: int) -> list[Any]:
@@ -222,8 +204,7 @@ def test_invalid_config_at_start_exits_1_with_errors(tmp_path: Path) -> None:
     )
     assert proc.returncode == 1
     assert proc.stderr.strip() == (
-        f"{config}:2: agent.listen: invalid listen address: use host:port, "
-        "e.g. 127.0.0.1:9730"
+        f"{config}:2: agent.listen: invalid listen address: use host:port, e.g. 127.0.0.1:9730"
     )
 
 
@@ -253,8 +234,7 @@ def test_systemd_notify_ready_and_watchdog(tmp_path: Path) -> None:
         config = tmp_path / "c.yaml"
         config.write_text(f"agent: {{listen: 127.0.0.1:{port}, state_dir: {tmp_path}/s}}\n")
         env = {"NOTIFY_SOCKET": str(tmp_path / "notify.sock"), "WATCHDOG_USEC": "200000"}
-        d = Daemon(config, port, env)
-        try:
+        with Daemon(config, port, env) as d:
             assert notify.recv(64) == b"READY=1"
             assert notify.recv(64) == b"WATCHDOG=1"
             d.proc.send_signal(signal.SIGTERM)
@@ -262,7 +242,3 @@ def test_systemd_notify_ready_and_watchdog(tmp_path: Path) -> None:
             while b"STOPPING=1" not in messages:
                 messages.append(notify.recv(64))
             assert d.proc.wait(timeout=5) == 0
-        finally:
-            if d.proc.poll() is None:
-                d.proc.kill()
-                d.proc.wait()

@@ -22,7 +22,13 @@ def setup(*configs: CheckConfig) -> tuple[ResultBook, Runner]:
 
 
 async def run(book: ResultBook, runner: Runner, cfg: CheckConfig) -> Status:
-    result = await runner.run(build(cfg, context()))
+    check = build(cfg, context())
+    try:
+        result = await runner.run(check)
+    finally:
+        close = getattr(check, "aclose", None)  # an http check owns a client session
+        if close is not None:
+            await close()
     book.record(cfg.name, result)
     return result.status
 

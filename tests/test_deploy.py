@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import ROOT, VAKTPOST, free_port, require_binary, wait_until
+from tests.helpers import ROOT, VAKTPOST, free_port, require_binary, wait_until
 
 DEPLOY = ROOT / "deploy"
 PROM_DIR = DEPLOY / "prometheus"

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 import pytest
 from pydantic import ValidationError
 
-from checks.base import Status
+from checks.base import CheckResult, Status
 from checks.dns import DnsConfig, parse_server
 from tests.net_dns import DnsServer, running_dns
 from tests.net_fixtures import probe
@@ -20,7 +20,7 @@ def dns_server() -> Iterator[DnsServer]:
         yield server
 
 
-async def ask(srv: DnsServer, query: str, record_type: str = "A", **keys: object) -> object:
+async def ask(srv: DnsServer, query: str, record_type: str = "A", **keys: object) -> CheckResult:
     keys.setdefault("server", f"127.0.0.1:{srv.port}")
     return await probe(DnsConfig, type="dns", query=query, record_type=record_type, **keys)
 

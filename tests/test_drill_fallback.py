@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT
+from tests.helpers import ROOT
 
 VAKTPOST = str(ROOT / ".venv" / "bin" / "vaktpost")
 FALLBACK = "Use the paper forms in binder B; phone the duty officer on 0771-123 456."

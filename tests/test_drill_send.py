@@ -10,7 +10,8 @@ from pathlib import Path
 
 from alerting.channels.alertmanager import to_alert
 from alerting.drill import drill_payloads, run_drill
-from tests.alerting_fixtures import ROOT, ThreadedReceiver, config_from, vaktpost_cmd
+from tests.alerting_fixtures import ThreadedReceiver, config_from
+from tests.helpers import ROOT, vaktpost_cmd
 
 CONFIG = """
 agent: {{name: town, language: {language}, state_dir: {state}}}

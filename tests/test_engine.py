@@ -210,7 +210,9 @@ MIDNIGHT = """maintenance:
         ((2024, 3, 11, 23, 45), False),  # Monday night: cron says Sunday (0)
     ],
 )
-def test_maintenance_window_crossing_midnight(local: tuple[int, ...], muted: bool) -> None:
+def test_maintenance_window_crossing_midnight(
+    local: tuple[int, int, int, int, int], muted: bool
+) -> None:
     start = datetime(*local, tzinfo=ZoneInfo("Europe/Stockholm")).timestamp()
     tl = timeline(MIDNIGHT, start)
     tl.result("web", "critical", 2)

@@ -15,9 +15,11 @@ import pytest
 
 import alerting.engine as engine_module
 from alerting.engine import IncidentEngine
+from alerting.payload import build_payload
 from alerting.service import AlertingService
 from alerting.store import Store
-from tests.alerting_fixtures import Timeline, async_wait_for, config_from
+from tests.alerting_fixtures import Timeline, config_from
+from tests.helpers import async_wait_until
 
 T0 = 1_767_261_600.0
 
@@ -55,7 +57,7 @@ def test_a_failing_incident_is_rolled_back_and_the_others_escalate_on_time(
     tl.result("bad", "critical")
     bad = tl.engine.open_incident(("d", "bad"))
     assert bad is not None and bad.steps_taken == [0]
-    real = engine_module.build_payload
+    real = build_payload
     monkeypatch.setattr(engine_module, "build_payload", broken_for("bad", real))
     tl.advance_to(10 * 60)
     out = tl.engine.tick(tl.now)
@@ -72,9 +74,7 @@ def test_a_failing_incident_is_rolled_back_and_the_others_escalate_on_time(
 
 def test_observe_that_raises_changes_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
     engine = IncidentEngine(config_from(CONFIG.format(state="/tmp/x")))
-    monkeypatch.setattr(
-        engine_module, "build_payload", broken_for("bad", engine_module.build_payload)
-    )
+    monkeypatch.setattr(engine_module, "build_payload", broken_for("bad", build_payload))
     out = engine.observe("bad", "critical", "down", T0)
     assert out.errors and not out.notifications
     assert engine.state.incidents == {}
@@ -101,7 +101,7 @@ async def test_the_tick_loop_survives_and_counts_errors(
     monkeypatch.setattr(IncidentEngine, "tick", flaky_tick)
     await service.start()
     try:
-        await async_wait_for(lambda: ticks["n"] >= 5, 20, "the tick loop to go on after raising")
+        await async_wait_until(lambda: ticks["n"] >= 5, 20, "the tick loop to go on after raising")
         assert service.engine_errors >= 2
     finally:
         await service.stop()

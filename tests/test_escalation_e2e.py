@@ -5,18 +5,14 @@ from __future__ import annotations
 import hashlib
 import hmac
 import time
+from collections.abc import Awaitable
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 
-from tests.alerting_fixtures import (
-    Receiver,
-    TcpTarget,
-    async_wait_for,
-    daemon,
-    free_port,
-)
+from tests.alerting_fixtures import Receiver, TcpTarget
+from tests.helpers import async_wait_until, daemon, free_port
 
 CONFIG = """
 agent:
@@ -85,14 +81,15 @@ async def test_outage_escalates_ack_stops_recovery_resolves(tmp_path: Path) -> N
 
     with daemon(cfg, tmp_path / "daemon.log") as proc:
         try:
-            deadline = time.monotonic() + 15
-            while not await ready(base):
+
+            def alive_and_ready() -> Awaitable[bool]:
                 assert proc.poll() is None, (tmp_path / "daemon.log").read_text()
-                assert time.monotonic() < deadline, "daemon not ready"
-                time.sleep(0.05)
+                return ready(base)
+
+            await async_wait_until(alive_and_ready, 15, "the daemon to be ready")
             target.close()
-            await async_wait_for(lambda: arrived("/1/0"), 8, "step 0")
-            await async_wait_for(lambda: arrived("/1/1"), 5, "step 1")
+            await async_wait_until(lambda: arrived("/1/0"), 8, "step 0")
+            await async_wait_until(lambda: arrived("/1/1"), 5, "step 1")
             gap = arrivals["/1/1"] - arrivals["/1/0"]
             assert 1.4 < gap < 3.0, f"step 1 came {gap:.2f}s after step 0, want ~2s"
 
@@ -107,9 +104,9 @@ async def test_outage_escalates_ack_stops_recovery_resolves(tmp_path: Path) -> N
             async with aiohttp.ClientSession() as s, s.post(ack_url, json={"by": "anna"}) as r:
                 assert r.status == 200, await r.text()
                 assert (await r.json())["acknowledged_by"] == "anna"
-            await async_wait_for(lambda: arrived("/1/ack-1"), 5, "acknowledged notice")
+            await async_wait_until(lambda: arrived("/1/ack-1"), 5, "acknowledged notice")
             # The RTO step (5s) must not come while acknowledged: wait past it.
-            await async_wait_for(
+            await async_wait_until(
                 lambda: time.monotonic() > arrivals["/1/0"] + 6.5, 8, "past the RTO step"
             )
             assert not arrived("/1/2"), receiver.dedup_keys()
@@ -119,7 +116,7 @@ async def test_outage_escalates_ack_stops_recovery_resolves(tmp_path: Path) -> N
             assert incident["status"] == "acknowledged" and incident["steps_taken"] == [0, 1]
 
             target.open()
-            await async_wait_for(lambda: arrived("/1/resolved"), 8, "resolved notice")
+            await async_wait_until(lambda: arrived("/1/resolved"), 8, "resolved notice")
             assert [k for k in receiver.dedup_keys() if k.endswith("/1/1")] == ["e2e/dept/app/1/1"]
             resolved = await get_json(f"{base}/api/v1/incidents?state=resolved")
             assert resolved["incidents"][0]["status"] == "resolved"

@@ -7,7 +7,7 @@ import subprocess
 import pytest
 
 from agent.configload import load_config
-from tests.conftest import ROOT, VAKTPOST
+from tests.helpers import ROOT, VAKTPOST
 
 EXAMPLES = ["config/default.yaml", "config/example-municipality.yaml"]
 

@@ -12,7 +12,8 @@ import time
 import uuid
 from pathlib import Path
 
-from tests.alerting_fixtures import PingServer, daemon, free_port, log_records, wait_for
+from tests.alerting_fixtures import PingServer, log_records
+from tests.helpers import daemon, free_port, wait_until
 
 CONFIG = """
 agent:
@@ -40,11 +41,11 @@ def test_first_ping_arrives_at_start_without_a_false_withheld_log(tmp_path: Path
         started = time.monotonic()
         with daemon(cfg, log) as proc:
             # With a 1 h interval, a skipped first ping means no ping for an hour.
-            wait_for(lambda: receiver.paths(f"/ping/{token}"), 15, "the first heartbeat")
+            wait_until(lambda: receiver.paths(f"/ping/{token}"), 15, "the first heartbeat")
             assert proc.poll() is None
             first = next(t for t, p in list(receiver.requests) if p == f"/ping/{token}")
             assert first - started < 15
-            wait_for(
+            wait_until(
                 lambda: any(r.get("msg") == "vaktpost started" for r in log_records(log)),
                 10,
                 "the start log line",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import psutil
 import pytest
@@ -194,7 +195,7 @@ async def test_method_headers_and_body_are_sent(targets: Targets) -> None:
     assert r.status is Status.OK, r.message
 
 
-async def test_basic_auth_inline_and_from_file(targets: Targets, tmp_path) -> None:
+async def test_basic_auth_inline_and_from_file(targets: Targets, tmp_path: Path) -> None:
     url = targets.url("/auth")
     without = await probe(HttpConfig, type="http", url=url)
     inline = await probe(
@@ -235,7 +236,7 @@ def test_password_never_in_config_repr() -> None:
     assert "topsecret" not in cfg.model_dump_json()
 
 
-async def test_unreadable_password_file_is_unknown(targets: Targets, tmp_path) -> None:
+async def test_unreadable_password_file_is_unknown(targets: Targets, tmp_path: Path) -> None:
     r = await probe(
         HttpConfig,
         type="http",

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import pytest
 from pydantic import ValidationError
 
-from checks.base import Status
+from checks.base import CheckResult, Status
 from checks.ntp import NtpConfig, to_ntp
 from tests.net_fixtures import probe
 from tests.net_servers import closed_port
@@ -59,7 +59,7 @@ async def ntp() -> AsyncIterator[tuple[int, Behaviour]]:
     transport.close()
 
 
-async def check(port: int, **keys: object) -> object:
+async def check(port: int, **keys: object) -> CheckResult:
     return await probe(NtpConfig, type="ntp", server=f"127.0.0.1:{port}", **keys)
 
 

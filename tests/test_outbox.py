@@ -17,7 +17,8 @@ from alerting.incident_store import IncidentStore
 from alerting.model import EngineState, Notification, Outcome
 from alerting.outbox import Backoff, Outbox
 from alerting.store import Store
-from tests.alerting_fixtures import Receiver, async_wait_for
+from tests.alerting_fixtures import Receiver
+from tests.helpers import async_wait_until
 
 FAST = Backoff(base=0.05, cap=0.3, fallback_after=3)
 
@@ -51,10 +52,10 @@ async def test_receiver_down_then_up_gets_everything_in_order(tmp_path: Path) ->
     await istore.persist(Outcome(notifications=[note(i, "hook") for i in range(20)]), EngineState())
     outbox.start()
     try:
-        await async_wait_for(lambda: outbox.outcomes[("hook", "retry")] >= 3, 5, "retries")
+        await async_wait_until(lambda: outbox.outcomes[("hook", "retry")] >= 3, 5, "retries")
         assert receiver.received == []
         await receiver.start(port)
-        await async_wait_for(lambda: len(receiver.received) == 20, 10, "all 20 delivered")
+        await async_wait_until(lambda: len(receiver.received) == 20, 10, "all 20 delivered")
         assert [r["n"] for r in receiver.received] == list(range(20)), "in queue order"
         states = {s for _, _, s in await istore.deliveries()}
         assert states == {"delivered"}
@@ -80,7 +81,7 @@ async def test_uplink_down_hands_over_to_fallback(tmp_path: Path) -> None:
     await istore.persist(Outcome(notifications=[note(i, "cloud") for i in range(3)]), EngineState())
     outbox.start()
     try:
-        await async_wait_for(lambda: len(lan.received) == 3, 5, "fallback deliveries")
+        await async_wait_until(lambda: len(lan.received) == 3, 5, "fallback deliveries")
         assert primary.received == []
         assert [r["dedup_key"] for r in lan.received] == [f"a/d/s/1/{i}" for i in range(3)]
         assert outbox.outcomes[("cloud", "skipped")] == 3
@@ -107,12 +108,12 @@ async def test_failures_go_to_fallback(tmp_path: Path, status: int, retried: boo
     await istore.persist(Outcome(notifications=[note(0, "cloud")]), EngineState())
     outbox.start()
     try:
-        await async_wait_for(lambda: len(lan.received) == 1, 5, "fallback delivery")
+        await async_wait_until(lambda: len(lan.received) == 1, 5, "fallback delivery")
         if retried:  # 5xx: the fallback after `fallback_after` attempts; the primary keeps trying
             assert outbox.outcomes[("cloud", "retry")] >= 3
             assert outbox.outcomes[("cloud", "failed")] == 0
             primary.status = 200
-            await async_wait_for(lambda: len(primary.received) == 1, 5, "primary recovers")
+            await async_wait_until(lambda: len(primary.received) == 1, 5, "primary recovers")
         else:  # other 4xx: given up at once
             assert outbox.outcomes[("cloud", "failed")] == 1
             assert outbox.outcomes[("cloud", "retry")] == 0
@@ -158,7 +159,7 @@ async def test_uplink_found_down_mid_send_hands_over_at_once(tmp_path: Path) -> 
         await asyncio.wait_for(connected.wait(), 5)
         state["down"] = True
         start = time.monotonic()
-        await async_wait_for(lambda: lan.received, 5, "the fallback delivery")
+        await async_wait_until(lambda: lan.received, 5, "the fallback delivery")
         assert time.monotonic() - start < 5.0, "not after the primary's 10 s timeout"
         assert lan.received[0]["dedup_key"] == "a/d/s/1/1"
         assert outbox.outcomes[("cloud", "skipped")] == 1

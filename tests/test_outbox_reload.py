@@ -15,7 +15,8 @@ from alerting.metrics import AlertingCollector
 from alerting.outbox import Backoff
 from alerting.service import AlertingService
 from alerting.store import Store
-from tests.alerting_fixtures import Receiver, async_wait_for, config_from, free_port
+from tests.alerting_fixtures import Receiver, config_from
+from tests.helpers import async_wait_until, free_port
 
 # The removed channel never answers; with a long backoff and no early fallback its
 # rows stay pending until the reload.
@@ -71,11 +72,11 @@ async def test_reload_hands_a_removed_channels_rows_to_its_fallback(tmp_path: Pa
     try:
         service.observe("web", "critical", "refused", time.time())
         await service.commit()
-        await async_wait_for(lambda: service.outcomes[("hook", "retry")] >= 1, 5, "a failed try")
+        await async_wait_until(lambda: service.outcomes[("hook", "retry")] >= 1, 5, "a failed try")
         assert lan.received == []
 
         service.reload(v2)
-        await async_wait_for(lambda: lan.dedup_keys() == ["rl/-/web/1/0"], 5, "rerouted to lan")
+        await async_wait_until(lambda: lan.dedup_keys() == ["rl/-/web/1/0"], 5, "rerouted to lan")
         assert service.outcomes[("hook", "rerouted")] == 1
         deliveries = await service.store.deliveries()
         assert deliveries == [
@@ -85,7 +86,7 @@ async def test_reload_hands_a_removed_channels_rows_to_its_fallback(tmp_path: Pa
 
         # The resolved notice goes to everyone notified: `hook` is gone, its fallback hears it.
         service.observe("web", "ok", "fine", time.time())
-        await async_wait_for(
+        await async_wait_until(
             lambda: "rl/-/web/1/resolved" in lan.dedup_keys(), 6, "resolved notice rerouted"
         )
         assert service.outcomes[("hook", "rerouted")] == 2
@@ -112,7 +113,7 @@ async def test_restart_without_the_channel_drops_its_rows(
     try:
         service.observe("web", "critical", "refused", time.time())
         await service.commit()
-        await async_wait_for(lambda: service.outcomes[("hook", "retry")] >= 1, 5, "a failed try")
+        await async_wait_until(lambda: service.outcomes[("hook", "retry")] >= 1, 5, "a failed try")
     finally:
         await service.stop()
         await store.close()
@@ -120,7 +121,7 @@ async def test_restart_without_the_channel_drops_its_rows(
     with caplog.at_level(logging.WARNING, logger="vaktpost.outbox"):
         service, store = await started(v2, tmp_path)
         try:
-            await async_wait_for(
+            await async_wait_until(
                 lambda: service.outcomes[("hook", "dropped")] == 1, 5, "the orphan dropped"
             )
             rows = await store.call(

@@ -8,14 +8,8 @@ import json
 import re
 from pathlib import Path
 
-from tests.alerting_fixtures import (
-    TcpTarget,
-    ThreadedReceiver,
-    daemon,
-    free_port,
-    http_get,
-    wait_for,
-)
+from tests.alerting_fixtures import TcpTarget, ThreadedReceiver, http_get
+from tests.helpers import daemon, free_port, wait_until
 
 CONFIG = """
 agent:
@@ -66,12 +60,12 @@ def test_uplink_down_uses_fallback_then_internet_again(tmp_path: Path) -> None:
         with daemon(cfg, tmp_path / "daemon.log"):
             # The app fails only once the agent knows the uplink is down: before
             # that, right after start, the internet channel is rightly tried first.
-            wait_for(lambda: check_status(port, "uplink") == "critical", 10, "uplink seen down")
-            wait_for(lambda: check_status(port, "app") == "ok", 10, "app seen up")
+            wait_until(lambda: check_status(port, "uplink") == "critical", 10, "uplink seen down")
+            wait_until(lambda: check_status(port, "app") == "ok", 10, "app seen up")
             app.close()
             # The dead uplink is an incident of its own (no channels): ids are a race
             # between the two. Find the app's id.
-            (first,) = wait_for(
+            (first,) = wait_until(
                 lambda: [k for k in lan.dedup_keys() if re.fullmatch(r"up/water/scada/\d+/0", k)],
                 15,
                 "fallback delivery",
@@ -81,9 +75,9 @@ def test_uplink_down_uses_fallback_then_internet_again(tmp_path: Path) -> None:
             link.open()
             # The app must recover after the agent saw the uplink back: a resolved
             # notice queued while the uplink is still down rightly goes to `lan`.
-            wait_for(lambda: check_status(port, "uplink") == "ok", 10, "uplink seen up")
+            wait_until(lambda: check_status(port, "uplink") == "ok", 10, "uplink seen up")
             app.open()
-            wait_for(
+            wait_until(
                 lambda: f"up/water/scada/{incident}/resolved" in cloud.dedup_keys(),
                 15,
                 "resolved via the internet channel once the uplink is back",

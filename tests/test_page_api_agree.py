@@ -19,7 +19,8 @@ import pytest
 from agent.configload import load_config_text
 from agent.readiness import merge_extras, report
 from checks.base import CheckResult, Status
-from tests.alerting_fixtures import TcpTarget, daemon, free_port, http_get, metric_value, wait_for
+from tests.alerting_fixtures import TcpTarget, http_get, metric_value
+from tests.helpers import daemon, free_port, wait_until
 
 CONFIG = """
 agent:
@@ -111,13 +112,13 @@ def agent(tmp_path: Path) -> Iterator[Agent]:
             assert proc.poll() is None, log.read_text()[-3000:]
             return http_get(base + "/readyz")[0] == 200
 
-        wait_for(ready, 15, "the agent to be ready")
+        wait_until(ready, 15, "the agent to be ready")
         yield Agent(base)
         assert proc.poll() is None, log.read_text()[-3000:]
 
 
 def test_rto_breach_reads_the_same_on_page_readiness_api_and_metric(agent: Agent) -> None:
-    wait_for(lambda: agent.state_of("social") == "rto_breached", 15, "the RTO of 1s to pass")
+    wait_until(lambda: agent.state_of("social") == "rto_breached", 15, "the RTO of 1s to pass")
     # The state only moves on at the MTPD (1 h): every reader must now say rto_breached.
     metrics = agent.get("/metrics")
     assert metric_value(metrics, 'vaktpost_department_state{department="social"}') == 2.0
@@ -130,13 +131,14 @@ def test_rto_breach_reads_the_same_on_page_readiness_api_and_metric(agent: Agent
 
 
 def test_a_system_down_only_through_unreachable_checks_is_down_everywhere(agent: Agent) -> None:
-    wait_for(lambda: agent.check_status("alarm") == "unreachable", 15, "alarm to be unreachable")
-    wait_for(lambda: agent.check_status("switch") == "critical", 15, "the switch to be down")
-    doc = wait_for(
-        lambda: (d := agent.departments()) and systems_of(d, "care")["alarms"]["up"] is False and d,
-        15,
-        "the engine to count alarms as down",
-    )
+    wait_until(lambda: agent.check_status("alarm") == "unreachable", 15, "alarm to be unreachable")
+    wait_until(lambda: agent.check_status("switch") == "critical", 15, "the switch to be down")
+
+    def alarms_down() -> dict[str, Any] | None:
+        d = agent.departments()
+        return d if systems_of(d, "care")["alarms"]["up"] is False else None
+
+    doc = wait_until(alarms_down, 15, "the engine to count alarms as down")
     assert next(d for d in doc["departments"] if d["id"] == "care")["state"] != "normal"
     metrics = agent.get("/metrics")
     assert metric_value(metrics, 'vaktpost_system_up{department="care",system="alarms"}') == 0.0

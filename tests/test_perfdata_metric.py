@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.alerting_fixtures import daemon, free_port, http_get, metric_value, wait_for
-from tests.conftest import require_binary
+from tests.alerting_fixtures import http_get, metric_value
+from tests.helpers import daemon, free_port, require_binary, wait_until
 
 CONFIG = """
 agent:
@@ -75,7 +75,7 @@ def test_perfdata_of_real_plugins_is_scraped(tmp_path: Path, listener: int) -> N
             status, text = http_get(base + "/metrics")
             return text if status == 200 and all(w in text for w in wanted) else None
 
-        text = wait_for(
+        text = wait_until(
             lambda: scraped(series("script", "time", "s"), series("tcp-plugin", "time", "s")),
             20,
             "perfdata of both plugins",
@@ -90,7 +90,7 @@ def test_perfdata_of_real_plugins_is_scraped(tmp_path: Path, listener: int) -> N
 
         # Rendered from the latest result: a label the plugin stops printing goes.
         output.write_text("OK - fine | time=250ms;;\n")
-        text = wait_for(lambda: scraped(series("script", "time", "ms")), 20, "the new perfdata")
+        text = wait_until(lambda: scraped(series("script", "time", "ms")), 20, "the new perfdata")
         assert metric_value(text, series("script", "time", "ms")) == 250.0
         assert series("script", "size", "B") not in text
         assert series("script", "time", "s") not in text

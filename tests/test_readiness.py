@@ -5,10 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import subprocess
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from types import SimpleNamespace
@@ -25,7 +22,7 @@ from agent.results import ResultBook
 from agent.runtime import start_offset
 from alerting.store import Store
 from checks.base import CheckResult, Status
-from tests.conftest import ROOT, VAKTPOST, free_port, wait_until
+from tests.helpers import AgentProcess, free_port, wait_until
 
 NOW = 1_800_000_000.0
 H, D = 3600.0, 86400.0
@@ -335,32 +332,15 @@ def test_cli_runs_backup_checks_when_nothing_is_recorded(
     ]
 
 
-class Daemon:
+class Daemon(AgentProcess):
+    port: int
+
     def __init__(self, config: Path, port: int) -> None:
-        self.port = port
-        self.proc = subprocess.Popen(
-            [*VAKTPOST, "run", "-c", str(config)],
-            cwd=ROOT,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=config.with_suffix(".log").open("wb"),
-        )
+        super().__init__(config, port=port)
 
-    def get(self, path: str) -> tuple[int, str]:
-        url = f"http://127.0.0.1:{self.port}{path}"
-        try:
-            with urllib.request.urlopen(url, timeout=5) as resp:
-                return resp.status, resp.read().decode()
-        except urllib.error.HTTPError as err:
-            return err.code, err.read().decode()
-
-    def stop(self) -> None:
-        self.proc.terminate()
-        try:
-            self.proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
+    def get(self, path: str) -> tuple[int, str]:  # type: ignore[override]  # pages are text
+        status, body = super().get(path)
+        return status, body.decode()
 
 
 @pytest.fixture
@@ -374,12 +354,9 @@ def daemon(tmp_path: Path) -> Iterator[Daemon]:
         {"stale": res(Status.CRITICAL, "old", last_success_timestamp=time.time() - 400 * D)},
         {"stale": "backup_files"},
     )
-    d = Daemon(path, port)
-    try:
-        wait_until(lambda: d.get("/healthz")[0] == 200, what="the daemon to listen")
+    with Daemon(path, port) as d:
+        d.wait_ready()
         yield d
-    finally:
-        d.stop()
 
 
 def test_daemon_serves_departments_metrics_and_pages(daemon: Daemon) -> None:

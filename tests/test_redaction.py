@@ -21,7 +21,7 @@ from checks.base import CheckContext, CheckResult, Status
 from checks.http import HttpCheck
 from checks.http_config import HttpConfig
 from checks.redact import describe_file, printable, redact_text, redact_url
-from tests.conftest import ROOT, VAKTPOST, free_port, wait_until
+from tests.helpers import ROOT, VAKTPOST, free_port, wait_until
 
 SECRET = "S3cr3tPW"
 
@@ -120,7 +120,10 @@ def test_planted_secrets_reach_no_output_of_a_real_daemon(tmp_path: Path, target
             return all(c["status"] == "critical" for c in checks)
 
         wait_until(all_checks_ran, timeout=30, what="both checks to fail")
-        paths = lambda: {p.split("?")[0] for p, _ in target.posts}  # noqa: E731
+
+        def paths() -> set[str]:
+            return {p.split("?")[0] for p, _ in target.posts}
+
         wait_until(lambda: {"/hook", f"/apprise/{SECRET}"} <= paths(), 30, "both notifications")
         outputs = {
             path: get(port, path)
@@ -141,8 +144,8 @@ def test_planted_secrets_reach_no_output_of_a_real_daemon(tmp_path: Path, target
             assert SECRET.encode() not in body, body[:200]
     stored = [p for p in (tmp_path / "state").rglob("*") if p.is_file()]
     assert stored
-    for path in stored:
-        assert SECRET.encode() not in path.read_bytes(), path.name
+    for file in stored:
+        assert SECRET.encode() not in file.read_bytes(), file.name
     text = log.read_text()
     assert '"level": "debug"' in text  # the debug level really was on
     assert SECRET not in text

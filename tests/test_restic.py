@@ -21,7 +21,7 @@ from checks.restic import ResticCheck, ResticConfig
 from checks.tcp import TcpConfig
 from tests import backup_fixtures
 from tests.backup_fixtures import PASSWORD, STALE_HOURS, WRONG_PASSWORD, Repo
-from tests.conftest import require_binary
+from tests.helpers import require_binary
 
 ctx, restic_corrupt, restic_repo = (
     backup_fixtures.ctx,

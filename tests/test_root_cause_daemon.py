@@ -11,15 +11,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from tests.alerting_fixtures import (
-    TcpTarget,
-    ThreadedReceiver,
-    daemon,
-    free_port,
-    http_get,
-    metric_value,
-    wait_for,
-)
+from tests.alerting_fixtures import TcpTarget, ThreadedReceiver, http_get, metric_value
+from tests.helpers import daemon, free_port, wait_until
 
 N = 20
 
@@ -115,7 +108,7 @@ def test_start_up_with_a_dead_uplink_sends_one_message(tmp_path: Path) -> None:
     with ThreadedReceiver() as receiver:
         cfg = write_config(tmp_path, uplink, apps, receiver.url)
         with daemon(cfg, tmp_path / "log"):
-            wait_for(lambda: settled(cfg, receiver, N + 1), 30, "21 incidents, outbox empty")
+            wait_until(lambda: settled(cfg, receiver, N + 1), 30, "21 incidents, outbox empty")
             assert_one_message(receiver)
             assert_impacted_are_down(cfg)
 
@@ -132,10 +125,10 @@ def test_live_outage_sends_one_message(tmp_path: Path) -> None:
                 doc = api(cfg, "/api/v1/checks")
                 return doc is not None and all(c["status"] == "ok" for c in doc["checks"])
 
-            wait_for(all_ok, 30, "every check ok")
+            wait_until(all_ok, 30, "every check ok")
             for t in [uplink, *apps]:
                 t.close()
-            wait_for(lambda: settled(cfg, receiver, N + 1), 30, "21 incidents, outbox empty")
+            wait_until(lambda: settled(cfg, receiver, N + 1), 30, "21 incidents, outbox empty")
             assert_one_message(receiver)
             assert_impacted_are_down(cfg)
 
@@ -144,6 +137,7 @@ def test_kill_9_during_a_grouped_send_sends_the_whole_group_again(tmp_path: Path
     """At-least-once for groups: the kill falls between the send and its record."""
     import asyncio
     import signal
+    import threading
 
     from aiohttp import web
 
@@ -151,28 +145,30 @@ def test_kill_9_during_a_grouped_send_sends_the_whole_group_again(tmp_path: Path
     receiver = ThreadedReceiver()
     original = receiver.receiver._handle
     seen: list[dict[str, Any]] = []
-    hold = {"on": True}
+    released = threading.Event()  # set from the test's thread, not the receiver's loop
 
     async def first_hangs(request: web.Request) -> web.Response:
-        if hold["on"]:
+        if not released.is_set():
             seen.append(await request.json())
-            while hold["on"]:  # no answer: the daemon is killed meanwhile
-                await asyncio.sleep(0.05)
+            # No answer: the daemon is killed meanwhile.
+            await asyncio.to_thread(released.wait, 60)
             return web.Response(status=503)
         return await original(request)
 
     receiver.receiver._handle = first_hangs  # type: ignore[method-assign]
     with receiver:
         cfg = write_config(tmp_path, uplink, apps, receiver.url)
-        with daemon(cfg, tmp_path / "log") as proc:
-            wait_for(lambda: seen, 30, "the grouped send to arrive")
-            proc.send_signal(signal.SIGKILL)
-            proc.wait(10)
-        hold["on"] = False
+        try:
+            with daemon(cfg, tmp_path / "log") as proc:
+                wait_until(lambda: seen, 30, "the grouped send to arrive")
+                proc.send_signal(signal.SIGKILL)
+                proc.wait(10)
+        finally:
+            released.set()
         (first,) = seen
         assert len(first["grouped"]) == 6
         with daemon(cfg, tmp_path / "log2"):
-            wait_for(lambda: settled(cfg, receiver, 6), 30, "the group delivered after restart")
+            wait_until(lambda: settled(cfg, receiver, 6), 30, "the group delivered after restart")
         again = [r for r in receiver.receiver.received if r["status"] == "firing"]
         assert len(again) == 1, "one message, not six"
         assert again[0]["grouped"] == first["grouped"], "the same dedup keys"

@@ -14,6 +14,7 @@ from agent.results import ResultBook
 from agent.runner import Runner
 from agent.runtime import Runtime, dependency_order, start_offset
 from checks.base import CheckConfig, CheckContext, CheckResult, Status, critical, ok
+from tests.helpers import async_wait_until
 
 
 class ScriptedCheck:
@@ -131,25 +132,18 @@ async def test_runtime_schedules_and_reload_keeps_history(tmp_path: Path) -> Non
     runtime.apply(config.checks)
     runtime.start()
     try:
-        await wait_for(lambda: sum(book.states["mem"].runs.values()) >= 3)
+        await async_wait_until(lambda: sum(book.states["mem"].runs.values()) >= 3)
         assert all(0 <= lag < 0.05 for lag in lags)
         more = load_config_text(text + "  - {name: load, type: load, interval: 100ms}\n", "t", {})
         runs_before = sum(book.states["mem"].runs.values())
         runtime.apply(more.checks)
         assert sum(book.states["mem"].runs.values()) >= runs_before  # history kept
-        await wait_for(lambda: book.states["load"].result is not None)
+        await async_wait_until(lambda: book.states["load"].result is not None)
         runtime.apply(load_config_text("checks: []\n", "t", {}).checks)
         assert book.states == {}
         assert runtime._scheduler.get_jobs() == []
     finally:
         await runtime.stop(grace=1)
-
-
-async def wait_for(predicate: object, timeout: float = 5.0) -> None:
-    assert callable(predicate)
-    async with asyncio.timeout(timeout):
-        while not predicate():
-            await asyncio.sleep(0.01)
 
 
 @pytest.mark.parametrize("names", [None, ["mem"]])
@@ -198,7 +192,7 @@ async def test_removed_and_stopped_checks_release_their_sessions(tmp_path: Path)
         session_a, session_b = a._session, b._session
         assert session_a is not None and session_b is not None and not session_a.closed
         runtime.apply(config.checks[1:])  # a reload drops check a
-        await wait_for(lambda: session_a.closed)
+        await async_wait_until(lambda: session_a.closed)
         assert not session_b.closed
         await runtime.stop(grace=1)
         assert session_b.closed
@@ -231,7 +225,7 @@ async def test_first_results_come_soon_after_start_not_an_interval_later(tmp_pat
     runtime.start()
     try:
         # 20 checks at 200/s spread over at most 1 s, though their interval is an hour.
-        await wait_for(lambda: all(s.result is not None for s in book.states.values()), 3.0)
+        await async_wait_until(lambda: all(s.result is not None for s in book.states.values()), 3.0)
         assert loop.time() - started < 1.5
         assert len(lags) == 20 and max(lags) < 0.05
     finally:
@@ -250,7 +244,9 @@ async def test_first_run_stands_in_for_the_first_slot(tmp_path: Path) -> None:
     runtime.apply(config.checks)
     runtime.start()
     try:
-        await wait_for(lambda: all(len(finished.get(f"m{i}", [])) >= 3 for i in range(20)), 5.0)
+        await async_wait_until(
+            lambda: all(len(finished.get(f"m{i}", [])) >= 3 for i in range(20)), 5.0
+        )
     finally:
         await runtime.stop(grace=1)
     for name, times in finished.items():

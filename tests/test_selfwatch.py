@@ -15,13 +15,11 @@ from pathlib import Path
 from tests.alerting_fixtures import (
     PingServer,
     ThreadedReceiver,
-    daemon,
-    free_port,
     http_get,
     log_records,
     metric_value,
-    wait_for,
 )
+from tests.helpers import async_wait_until, daemon, free_port, wait_until
 
 HEARTBEAT = """
 agent:
@@ -49,13 +47,13 @@ def wait_ready(base: str, proc: subprocess.Popen[bytes], log: Path) -> None:
         assert proc.poll() is None, log.read_text()[-3000:]
         return http_get(base + "/readyz")[0] == 200
 
-    wait_for(ready, 15, f"{base} ready")
+    wait_until(ready, 15, f"{base} ready")
 
 
 def reload(proc: subprocess.Popen[bytes], log: Path) -> None:
     before = sum(r.get("msg") == "config reloaded" for r in log_records(log))
     proc.send_signal(signal.SIGHUP)
-    wait_for(
+    wait_until(
         lambda: sum(r.get("msg") == "config reloaded" for r in log_records(log)) > before,
         5,
         "config reloaded",
@@ -81,7 +79,7 @@ def test_heartbeat_pings_follow_reloads_and_stop_with_the_agent(tmp_path: Path) 
         log = tmp_path / "daemon.log"
         with daemon(cfg, log) as proc:
             wait_ready(base, proc, log)
-            wait_for(lambda: len(receiver.paths(f"/ping/{token}")) >= 6, 10, "6 pings")
+            wait_until(lambda: len(receiver.paths(f"/ping/{token}")) >= 6, 10, "6 pings")
             times = [t for t, p in list(receiver.requests) if p == f"/ping/{token}"]
             gap = statistics.median(b - a for a, b in itertools.pairwise(times))
             assert 0.12 < gap < 0.5, f"pings every {gap:.3f}s, want ~0.2s"
@@ -91,7 +89,7 @@ def test_heartbeat_pings_follow_reloads_and_stop_with_the_agent(tmp_path: Path) 
             reload(proc, log)
             after_reload = len(receiver.requests)
             quiet_until = time.monotonic() + 1.0  # five intervals
-            wait_for(
+            wait_until(
                 lambda: time.monotonic() > quiet_until and http_get(base + "/healthz")[0] == 200,
                 5,
                 "five heartbeat intervals",
@@ -102,7 +100,7 @@ def test_heartbeat_pings_follow_reloads_and_stop_with_the_agent(tmp_path: Path) 
             # Changed by a reload: the new URL is pinged.
             heartbeat_config(tmp_path, port, receiver.port, url.replace(token, token2))
             reload(proc, log)
-            wait_for(lambda: len(receiver.paths(f"/ping/{token2}")) >= 3, 10, "new URL pinged")
+            wait_until(lambda: len(receiver.paths(f"/ping/{token2}")) >= 3, 10, "new URL pinged")
             pinged_old = len(receiver.paths(f"/ping/{token}"))
 
             proc.send_signal(signal.SIGTERM)
@@ -110,7 +108,7 @@ def test_heartbeat_pings_follow_reloads_and_stop_with_the_agent(tmp_path: Path) 
             stopped = len(receiver.requests)
             assert len(receiver.paths(f"/ping/{token}")) == pinged_old
         quiet_until = time.monotonic() + 0.6
-        wait_for(lambda: time.monotonic() > quiet_until, 2, "three intervals after the stop")
+        wait_until(lambda: time.monotonic() > quiet_until, 2, "three intervals after the stop")
         assert len(receiver.requests) == stopped
 
 
@@ -135,19 +133,19 @@ def test_failing_heartbeat_receiver_never_blocks_the_agent_nor_leaks_the_token(
 
         with daemon(cfg, log) as proc:
             wait_ready(base, proc, log)
-            wait_for(lambda: failures("Timeout"), 10, "a timed-out ping logged")
+            wait_until(lambda: failures("Timeout"), 10, "a timed-out ping logged")
             # While pings hang, the agent answers at once and keeps running its checks.
             runs = runs_total(base, "alive")
             for _ in range(5):
                 started = time.monotonic()
                 assert http_get(base + "/healthz", timeout=1.0)[0] == 200
                 assert time.monotonic() - started < 0.5
-            wait_for(lambda: runs_total(base, "alive") >= runs + 3, 5, "checks keep running")
+            wait_until(lambda: runs_total(base, "alive") >= runs + 3, 5, "checks keep running")
 
             receiver.mode = "error"
-            wait_for(lambda: failures("HTTP 500"), 5, "a rejected ping logged")
+            wait_until(lambda: failures("HTTP 500"), 5, "a rejected ping logged")
             receiver.stop()
-            wait_for(lambda: failures("ClientConnectorError"), 5, "a refused ping logged")
+            wait_until(lambda: failures("ClientConnectorError"), 5, "a refused ping logged")
             assert proc.poll() is None, "a failing heartbeat must not crash the agent"
             assert http_get(base + "/healthz")[0] == 200
             receiver.start()
@@ -194,11 +192,11 @@ def test_peers_watch_each_other_and_a_silent_peer_is_an_incident(tmp_path: Path)
             with daemon(tmp_path / "b.yaml", log_b) as b:
                 wait_ready(base_a, a, log_a)
                 wait_ready(base_b, b, log_b)
-                wait_for(lambda: peer_up(base_a, series_a) == 1.0, 10, "A sees B up")
-                wait_for(lambda: peer_up(base_b, series_b) == 1.0, 10, "B sees A up")
+                wait_until(lambda: peer_up(base_a, series_a) == 1.0, 10, "A sees B up")
+                wait_until(lambda: peer_up(base_b, series_b) == 1.0, 10, "B sees A up")
             assert b.returncode == 0
-            wait_for(lambda: peer_up(base_a, series_a) == 0.0, 10, "A sees B down")
-            firing = wait_for(
+            wait_until(lambda: peer_up(base_a, series_a) == 0.0, 10, "A sees B down")
+            firing = wait_until(
                 lambda: [r for r in hook_a.receiver.received if r["status"] == "firing"],
                 10,
                 "the silent peer notified",
@@ -210,8 +208,8 @@ def test_peers_watch_each_other_and_a_silent_peer_is_an_incident(tmp_path: Path)
 
             with daemon(tmp_path / "b.yaml", log_b) as b:
                 wait_ready(base_b, b, log_b)
-                wait_for(lambda: peer_up(base_a, series_a) == 1.0, 10, "A sees B again")
-                resolved = wait_for(
+                wait_until(lambda: peer_up(base_a, series_a) == 1.0, 10, "A sees B again")
+                resolved = wait_until(
                     lambda: [r for r in hook_a.receiver.received if r["status"] == "resolved"],
                     10,
                     "the peer's incident resolved",
@@ -251,9 +249,7 @@ async def test_heartbeat_is_withheld_while_the_scheduler_is_unhealthy() -> None:
         await asyncio.sleep(0.3)
         assert pings == []
         healthy = True
-        async with asyncio.timeout(5):
-            while len(pings) < 2:
-                await asyncio.sleep(0.01)
+        await async_wait_until(lambda: len(pings) >= 2, 5, "two pings once healthy")
     finally:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)

@@ -14,7 +14,8 @@ from typing import Any
 
 import pytest
 
-from tests.alerting_fixtures import daemon, free_port, log_records, wait_for
+from tests.alerting_fixtures import log_records
+from tests.helpers import daemon, free_port, wait_until
 
 CONFIG = """
 agent:
@@ -60,7 +61,7 @@ class Agent:
                 return False
             return status == 200 and len(body["incidents"]) == 1
 
-        wait_for(open_incident, 15, "the incident of the dead app")
+        wait_until(open_incident, 15, "the incident of the dead app")
 
 
 @pytest.fixture(scope="module")
@@ -189,7 +190,7 @@ def test_a_bad_stored_silence_is_skipped_not_fatal(tmp_path: Path) -> None:
             status, listed = send(agent.port, "GET", "/api/v1/silences")
             assert status == 200, listed
             assert [s["id"] for s in listed["silences"]] == [good["id"]]
-        wait_for(
+        wait_until(
             lambda: [r for r in log_records(agent.log) if "silence 7" in str(r.get("msg"))],
             10,
             "the skipped row to be logged",

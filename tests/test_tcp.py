@@ -13,7 +13,7 @@ from agent.results import ResultBook
 from agent.runner import Runner
 from checks.base import CheckContext, Status
 from checks.tcp import TcpCheck, TcpConfig, unescape
-from tests.conftest import free_port
+from tests.helpers import free_port
 
 Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from checks.base import Status
+from checks.base import CheckResult, Status
 from checks.tcp import TcpConfig
 from checks.tls import TlsOptions
 from tests import net_fixtures
@@ -16,7 +16,7 @@ from tests.net_servers import Targets
 pki, targets = net_fixtures.pki, net_fixtures.targets
 
 
-async def tcp_tls(targets: Targets, pki: Pki, name: str, **keys: object) -> object:
+async def tcp_tls(targets: Targets, pki: Pki, name: str, **keys: object) -> CheckResult:
     tls = keys.pop("tls", {"ca_file": str(pki.ca_file)})
     return await probe(
         TcpConfig, type="tcp", host="localhost", port=targets.tls[name], tls=tls, **keys

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
-from checks.base import Status
+from checks.base import CheckResult, Status
 from checks.http import HttpConfig
 from tests import net_fixtures
 from tests.net_certs import Pki
@@ -14,7 +16,7 @@ from tests.net_servers import Targets
 pki, targets = net_fixtures.pki, net_fixtures.targets
 
 
-async def https(targets: Targets, pki: Pki, name: str, **tls: object) -> object:
+async def https(targets: Targets, pki: Pki, name: str, **tls: object) -> CheckResult:
     tls.setdefault("ca_file", str(pki.ca_file))
     return await probe(HttpConfig, type="http", url=targets.tls_url(name), tls=tls)
 
@@ -131,7 +133,7 @@ async def test_client_certificate(targets: Targets, pki: Pki) -> None:
     assert with_cert.status is Status.OK, with_cert.message
 
 
-async def test_missing_ca_file_is_unknown(targets: Targets, tmp_path) -> None:
+async def test_missing_ca_file_is_unknown(targets: Targets, tmp_path: Path) -> None:
     r = await probe(
         HttpConfig,
         type="http",

@@ -19,7 +19,7 @@ import pytest
 import yaml
 
 from agent.configload import load_config_text
-from tests.conftest import ROOT, VAKTPOST, free_port, wait_until
+from tests.helpers import ROOT, VAKTPOST, free_port, wait_until
 
 EXAMPLE = "config/example-municipality.yaml"
 

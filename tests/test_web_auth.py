@@ -13,7 +13,7 @@ from pathlib import Path
 import bcrypt
 import pytest
 
-from tests.conftest import ROOT, VAKTPOST, free_port, wait_until
+from tests.helpers import ROOT, VAKTPOST, free_port, wait_until
 from tests.test_daemon import Daemon
 
 
@@ -45,10 +45,8 @@ def secured(tmp_path: Path) -> Iterator[Daemon]:
         f"      soc: {{password_hash: '{viewer}', role: viewer}}\n"
         "checks: [{name: mem, type: memory, interval: 1s}]\n"
     )
-    d = Daemon(config, port)
-    yield d
-    d.proc.kill()
-    d.proc.wait()
+    with Daemon(config, port) as d:
+        yield d
 
 
 def test_reads_need_a_login_when_configured(secured: Daemon) -> None:

@@ -22,7 +22,7 @@ from agent.auth import GUARD_KEY, MAX_FAILURES, LoginGuard, bcrypt_cost, client_
 from agent.configload import load_config_text
 from agent.web import build_app
 from agent.webguard import GuardedSite
-from tests.alerting_fixtures import daemon, free_port, wait_for
+from tests.helpers import daemon, free_port, wait_until
 
 if TYPE_CHECKING:
     from agent.daemon import Agent
@@ -201,7 +201,7 @@ def test_daemon_brute_force_gets_429(tmp_path: Path) -> None:
             conn.close()
 
     with daemon(cfg, tmp_path / "d.log"):
-        wait_for(lambda: _healthy(port), 15, "the agent")
+        wait_until(lambda: _healthy(port), 15, "the agent")
         statuses = [reload(f"guess{i}")[0] for i in range(300)]
         assert statuses[:MAX_FAILURES] == [401] * MAX_FAILURES
         assert set(statuses[MAX_FAILURES:]) == {429}
@@ -210,9 +210,11 @@ def test_daemon_brute_force_gets_429(tmp_path: Path) -> None:
 
 
 def _healthy(port: int) -> bool:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
     try:
-        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
         conn.request("GET", "/healthz")
         return conn.getresponse().status == 200
     except OSError:
         return False
+    finally:
+        conn.close()

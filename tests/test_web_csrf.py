@@ -18,7 +18,8 @@ import bcrypt
 import pytest
 
 from agent.csrf import TokenSigner
-from tests.alerting_fixtures import daemon, free_port, log_records, wait_for
+from tests.alerting_fixtures import log_records
+from tests.helpers import daemon, free_port, wait_until
 
 PASSWORD = "operator password"
 OPS = "Basic " + base64.b64encode(f"ops:{PASSWORD}".encode()).decode()
@@ -71,7 +72,7 @@ def agent(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]
                 return False
             return status == 200 and len(body["incidents"]) == 1
 
-        wait_for(incident, 15, "the incident of the dead app")
+        wait_until(incident, 15, "the incident of the dead app")
         yield url, log
 
 
@@ -145,7 +146,7 @@ def test_loopback_writes_without_users_need_a_loopback_host(tmp_path: Path) -> N
     )
     url = f"http://127.0.0.1:{port}"
     with daemon(cfg, tmp_path / "d.log"):
-        wait_for(lambda: _up(url), 15, "the agent")
+        wait_until(lambda: _up(url), 15, "the agent")
         js = {"Content-Type": "application/json"}
         rebound = {**js, "Host": f"attacker.example:{port}"}
         status, answer = send(url + "/-/reload", "POST", None, rebound)

@@ -25,7 +25,8 @@ import pytest
 from aiohttp import web
 
 from agent.webguard import HEAD_TIMEOUT, KEEPALIVE_TIMEOUT, GuardedSite, _rate_limit_accept_errors
-from tests.alerting_fixtures import ROOT, free_port, log_records, vaktpost_cmd, wait_for
+from tests.alerting_fixtures import log_records
+from tests.helpers import ROOT, async_wait_until, free_port, vaktpost_cmd, wait_until
 
 FLOOD = 2000
 DAEMON_FDS = 1024
@@ -67,7 +68,7 @@ def agent(tmp_path_factory: pytest.TempPathFactory, own_fds: None) -> Iterator[t
             preexec_fn=_limit_fds,
         )
     try:
-        wait_for(lambda: _status(port, "/healthz") == 200, 15, "the agent")
+        wait_until(lambda: _status(port, "/healthz") == 200, 15, "the agent")
         yield port, log
     finally:
         proc.kill()
@@ -113,7 +114,7 @@ def _open_idle(port: int, count: int, batch: int = 100) -> list[socket.socket]:
             err = s.connect_ex(("127.0.0.1", port))
             assert err in (0, errno.EINPROGRESS), os.strerror(err)
             socks.append(s)
-        wait_for(lambda: _accept_queue(port) == 0, 10, "the agent to accept the batch")
+        wait_until(lambda: _accept_queue(port) == 0, 10, "the agent to accept the batch")
     return socks
 
 
@@ -130,12 +131,12 @@ def test_idle_flood_leaves_metrics_and_checks_working(agent: tuple[int, Path]) -
     try:
         # Those past the limit are closed at once, not held: wait until the agent has
         # answered every connection one way or the other, then ask it something.
-        wait_for(lambda: _peer_closed(socks) >= FLOOD - 512 - 50, 20, "extras to be closed")
+        wait_until(lambda: _peer_closed(socks) >= FLOOD - 512 - 50, 20, "extras to be closed")
         start = time.monotonic()
-        wait_for(lambda: _status(port, "/metrics", timeout=5) == 200, 10, "/metrics")
+        wait_until(lambda: _status(port, "/metrics", timeout=5) == 200, 10, "/metrics")
         assert time.monotonic() - start < 10
         runs = _mem_runs(port)
-        wait_for(lambda: _mem_runs(port) > runs + 2, 10, "the memory check to keep running")
+        wait_until(lambda: _mem_runs(port) > runs + 2, 10, "the memory check to keep running")
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/v1/checks", timeout=5) as r:
             (mem,) = json.loads(r.read())["checks"]
         assert mem["status"] == "ok", mem
@@ -213,9 +214,9 @@ async def test_at_the_limit_the_quietest_idle_connection_makes_room() -> None:
         busy_r, busy_w = await asyncio.open_connection("127.0.0.1", site.port)
         busy_w.write(b"GET /slow HTTP/1.1\r\nHost: x\r\n\r\n")
         await busy_w.drain()
-        await _until(lambda: any(c.busy for c in site.gate.open))
+        await async_wait_until(lambda: any(c.busy for c in site.gate.open))
         idle = [await asyncio.open_connection("127.0.0.1", site.port) for _ in range(2)]
-        await _until(lambda: len(site.gate.open) == 3)
+        await async_wait_until(lambda: len(site.gate.open) == 3)
         # Nobody has been quiet long enough: the newcomer is closed at once.
         r, w = await asyncio.open_connection("127.0.0.1", site.port)
         assert await asyncio.wait_for(r.read(), 5) == b""
@@ -234,14 +235,6 @@ async def test_at_the_limit_the_quietest_idle_connection_makes_room() -> None:
         release.set()
         await runner.cleanup()
     assert loop.is_running()
-
-
-async def _until(predicate: object, timeout: float = 5.0) -> None:
-    assert callable(predicate)
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, "timed out"
-        await asyncio.sleep(0.01)
 
 
 async def test_accept_errors_are_logged_once_per_interval(caplog: pytest.LogCaptureFixture) -> None:

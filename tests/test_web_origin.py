@@ -26,8 +26,8 @@ from aiohttp import ClientSession, web
 
 from agent.auth import is_loopback, require_operator
 from agent.config import WebConfig
-from tests.alerting_fixtures import daemon, free_port, http_get, wait_for
-from tests.conftest import require_binary
+from tests.alerting_fixtures import http_get
+from tests.helpers import daemon, free_port, require_binary, skip_or_fail, wait_until
 
 
 @dataclass(frozen=True)
@@ -45,9 +45,7 @@ def _ip(*args: str) -> None:
 def veth() -> Iterator[Veth]:
     require_binary("ip")
     if os.geteuid() != 0:
-        if os.environ.get("CI") == "true":
-            pytest.fail("network namespaces need root (CI runs as root)")
-        pytest.skip("network namespaces need root")
+        skip_or_fail("network namespaces need root (CI runs as root)")
     tag = secrets.token_hex(3)
     ns, host_if, ns_if = f"vpo-{tag}", f"vph{tag}", f"vpn{tag}"
     octet = int(tag[:2], 16)
@@ -147,7 +145,7 @@ def test_daemon_refuses_writes_from_another_namespace(veth: Veth, tmp_path: Path
             status, body = http_get(base + "/api/v1/incidents?state=open")
             return status == 200 and [i["id"] for i in json.loads(body)["incidents"]] == [1]
 
-        wait_for(incident_open, 15, "the agent on the veth address with incident 1")
+        wait_until(incident_open, 15, "the agent on the veth address with incident 1")
         results = from_namespace(
             veth,
             [
@@ -174,6 +172,7 @@ def test_daemon_refuses_writes_from_another_namespace(veth: Veth, tmp_path: Path
         )
         with pytest.raises(urllib.error.HTTPError) as refused:
             urllib.request.urlopen(req, timeout=5)
+        refused.value.close()
         assert refused.value.code == 403
 
 
