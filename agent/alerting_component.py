@@ -1,30 +1,28 @@
-"""Wires alerting into the daemon: result listener, HTTP routes, metrics, status page."""
+"""Wires alerting into the daemon: the result listener, the service, its metrics."""
 
 from __future__ import annotations
 
 import time
 from typing import TYPE_CHECKING, Any
 
-from aiohttp import web
-
 from agent.config import Config
 from agent.results import CheckState
-from alerting.api import AlertingApi
 from alerting.metrics import AlertingCollector
 from alerting.service import AlertingService
-from alerting.views import department_extras, status_section
+from alerting.views import department_extras
 
 if TYPE_CHECKING:
-    from agent.daemon import Agent
+    from prometheus_client.registry import Collector
+
+    from agent.host import Host
 
 
 class AlertingComponent:
-    def __init__(self, agent: Agent) -> None:
-        self.agent = agent
+    def __init__(self, host: Host) -> None:
+        self.host = host
         self.service = AlertingService(
-            agent.config, agent.store, healthy=lambda: agent.runtime.healthy
+            host.config, host.store, healthy=lambda: host.runtime.healthy
         )
-        self.routes: list[web.RouteDef] = AlertingApi(self.service).routes()
         self._collector = AlertingCollector(
             lambda: self.service.engine,
             lambda: self.service.outbox,
@@ -34,18 +32,18 @@ class AlertingComponent:
 
     async def start(self) -> None:
         await self.service.start()
-        self.agent.book.listeners.append(self._on_result)
-        self.agent.metrics.registry.register(self._collector)
-        self.agent.status_sections.append(self._status_section)
-        self.agent.department_extras.append(self._department_extras)
+        self.host.book.listeners.append(self._on_result)
 
     async def stop(self) -> None:
-        if self._on_result in self.agent.book.listeners:
-            self.agent.book.listeners.remove(self._on_result)
+        if self._on_result in self.host.book.listeners:
+            self.host.book.listeners.remove(self._on_result)
         await self.service.stop()
 
     def reload(self, config: Config) -> None:
         self.service.reload(config)
+
+    def collectors(self) -> list[Collector]:
+        return [self._collector]
 
     def _on_result(self, state: CheckState) -> None:
         result = state.result
@@ -54,10 +52,6 @@ class AlertingComponent:
         now = result.finished_at or time.time()
         self.service.observe(state.config.name, result.status.label, result.message, now)
 
-    def _status_section(self, agent: Agent) -> str:
-        engine = self.service.engine
-        return status_section(engine, time.time()) if engine is not None else ""
-
-    def _department_extras(self) -> dict[str, dict[str, Any]]:
+    def department_extras(self) -> dict[str, dict[str, Any]]:
         engine = self.service.engine
         return department_extras(engine, time.time()) if engine is not None else {}

@@ -14,11 +14,11 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from agent.cron import parse_cron
 from alerting.channels.base import ChannelConfig
 from alerting.channels.registry import CHANNEL_CONFIGS
 from checks.base import CheckConfig, Duration, Interval, Name, Timeout, parse_duration
 from checks.registry import CHECK_TYPES
+from core.cron import parse_cron
 
 _FROZEN = ConfigDict(frozen=True, extra="forbid")
 

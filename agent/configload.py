@@ -256,12 +256,17 @@ def _problem(root: LocDict, error: Any) -> Problem:
     message = _without_values(str(error["msg"]).removeprefix("Value error, "), error.get("input"))
     where = locate(root, loc) or root.loc
     path = "".join(f"[{k}]" if isinstance(k, int) else f".{key_name(k)}" for k in loc).lstrip(".")
-    if kind == "extra_forbidden" and ":" in str(loc[-1]):
+    # The data path can come out empty for an odd top-level key ('[key]'): name it anyway.
+    raw = tuple(error["loc"])
+    last = str(loc[-1]) if loc else (str(raw[-1]) if raw else "")
+    if not loc and raw:
+        path = key_name(last)
+    if kind == "extra_forbidden" and ":" in last:
         message = (
             "unknown key (a mapping key containing ':'; did you forget a space after the colon?)"
         )
     elif kind == "extra_forbidden":
-        message = "unknown key" + _did_you_mean(str(loc[-1]), _known_keys(root, loc[:-1]))
+        message = "unknown key" + _did_you_mean(last, _known_keys(root, loc[:-1]))
     elif kind == "missing":
         message = "missing required key"
         where = locate(root, loc[:-1]) or where

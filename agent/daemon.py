@@ -10,20 +10,21 @@ import signal
 import socket
 import ssl
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from aiohttp import web
 
-from agent.components import Component, build_components
+from agent.alerting_component import AlertingComponent
+from agent.components import Component
 from agent.config import Config
 from agent.configload import ConfigError, read_config
 from agent.metrics import AgentMetrics
+from agent.readiness_component import ReadinessComponent
 from agent.results import CheckState, ResultBook
 from agent.runtime import Runtime
-from agent.web import build_app
-from agent.webguard import GuardedSite
+from agent.web.app import build_app, part_routes
+from agent.web.guard import GuardedSite
 from alerting.incident_store import read_state
 from alerting.store import Store, StoreError
 from alerting.store_metrics import StoreCollector
@@ -55,11 +56,10 @@ class Agent:
             self.metrics.admission_wait.observe,
         )
         self.metrics.checks_waiting.set_function(lambda: self.runtime.runner.admission.waiting)
-        self.status_sections: list[Callable[[Agent], str]] = []
-        # Providers of per-department extras for /api/v1/departments (e.g. continuity
-        # state and open incidents): department id -> keys merged into its JSON.
-        self.department_extras: list[Callable[[], dict[str, dict[str, Any]]]] = []
-        self.components: list[Component] = []
+        # The one place that lists components, in start order (stopped in reverse).
+        self.alerting = AlertingComponent(self)
+        self.readiness = ReadinessComponent(self, extras=[self.alerting.department_extras])
+        self.components: list[Component] = [self.alerting, self.readiness]
         self._stop = asyncio.Event()
         self._dirty: dict[str, CheckState] = {}
         self._tasks: list[asyncio.Task[None]] = []
@@ -73,12 +73,14 @@ class Agent:
         self.store.start_probe()
         self.metrics.registry.register(StoreCollector(self.store))
         self.book.listeners.append(self._mark_dirty)
-        self.components = build_components(self)
         self.runtime.apply(self.config.checks)
         for component in self.components:
             await component.start()
-        routes = [r for c in self.components for r in c.routes]
-        self._runner = web.AppRunner(build_app(self, routes), access_log=None, shutdown_timeout=1.0)
+            for collector in component.collectors():
+                self.metrics.registry.register(collector)
+        self._runner = web.AppRunner(
+            build_app(self, part_routes(self)), access_log=None, shutdown_timeout=1.0
+        )
         await self._runner.setup()
         host, port = self.config.agent.host_port
         site = GuardedSite(self._runner, host, port, ssl_context=server_tls(self.config))

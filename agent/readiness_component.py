@@ -1,25 +1,25 @@
-"""Readiness in the daemon: GET /api/v1/departments, the printable page, metrics, status page."""
+"""Readiness in the daemon: the department document and backup_ready (pages: agent/web/)."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
-from aiohttp import web
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from agent import readiness, readiness_render
-from agent.auth import require_reader
+from agent import readiness
 from agent.config import Config
 from alerting.store import StoreError
 from checks.base import CheckResult
 
 if TYPE_CHECKING:
-    from agent.daemon import Agent
+    from agent.host import Host
+
+Extras = Callable[[], dict[str, dict[str, Any]]]
 
 log = logging.getLogger("vaktpost.readiness")
 
@@ -44,35 +44,33 @@ class ReadinessCollector(Collector):
 
 
 class ReadinessComponent:
-    def __init__(self, agent: Agent) -> None:
-        self.agent = agent
+    def __init__(self, host: Host, extras: Sequence[Extras] = ()) -> None:
+        self.host = host
+        # Providers of per-department extras (the engine's continuity state, open
+        # incidents, each system's `up`): department id -> keys merged into its JSON.
+        self.extras = tuple(extras)
         # Results recorded before this start: readiness is known at once, not after a run.
         self._recorded: dict[str, CheckResult] = {}
         self._collector = ReadinessCollector(self)
-        self.routes: list[web.RouteDef] = [
-            web.get("/api/v1/departments", self.api_departments),
-            web.get("/readiness", self.printable),
-        ]
 
     async def start(self) -> None:
         try:
-            rows = await asyncio.to_thread(self.agent.store.load_results_sync)
+            rows = await asyncio.to_thread(self.host.store.load_results_sync)
             self._recorded = {n: readiness.result_from_json(d) for n, d in rows.items()}
         except (StoreError, KeyError, ValueError) as exc:
             log.warning("recorded results unreadable", extra={"error": str(exc)})
-        self.agent.metrics.registry.register(self._collector)
-        self.agent.status_sections.append(self._status_section)
 
     async def stop(self) -> None:
-        self.agent.metrics.registry.unregister(self._collector)
-        if self._status_section in self.agent.status_sections:
-            self.agent.status_sections.remove(self._status_section)
+        pass
+
+    def collectors(self) -> list[Collector]:
+        return [self._collector]
 
     def reload(self, config: Config) -> None:
-        pass  # reads agent.config on every use
+        pass  # reads the host's config on every use
 
     def results(self) -> dict[str, CheckResult]:
-        live = {n: s.result for n, s in self.agent.book.states.items() if s.result is not None}
+        live = {n: s.result for n, s in self.host.book.states.items() if s.result is not None}
         return {**self._recorded, **live}
 
     def document(self, department: str | None = None) -> dict[str, Any]:
@@ -83,9 +81,9 @@ class ReadinessComponent:
         status page, backup_ready -- so none can tell a department's state
         differently from another. Raises KeyError for an unknown department.
         """
-        doc = readiness.report(self.agent.config, self.results(), time.time(), department)
+        doc = readiness.report(self.host.config, self.results(), time.time(), department)
         extras = []
-        for provide in self.agent.department_extras:
+        for provide in self.extras:
             try:
                 extras.append(provide())
             except Exception:  # another part's bug must not take the document down
@@ -95,22 +93,3 @@ class ReadinessComponent:
     def departments_json(self) -> dict[str, Any]:
         """The whole document, as /api/v1/departments serves it."""
         return self.document()
-
-    async def api_departments(self, request: web.Request) -> web.Response:
-        await require_reader(request, self.agent.config.agent.web)
-        return web.json_response(self.document())
-
-    async def printable(self, request: web.Request) -> web.Response:
-        await require_reader(request, self.agent.config.agent.web)
-        department = request.query.get("department")
-        try:
-            doc = self.document(department)
-        except KeyError:
-            raise web.HTTPNotFound(reason=f"unknown department {department!r}") from None
-        page = readiness_render.page(doc, self.agent.config.agent.language)
-        return web.Response(text=page, content_type="text/html", charset="utf-8")
-
-    def _status_section(self, agent: Agent) -> str:
-        if not agent.config.departments:
-            return ""
-        return readiness_render.section(self.document(), agent.config.agent.language)

@@ -10,9 +10,9 @@ from collections.abc import Iterable
 from fnmatch import fnmatchcase
 
 from agent.config import Maintenance
-from agent.cron import cron_schedule
 from alerting.model import Incident, Silence
 from alerting.plan import Plan
+from core.cron import cron_schedule
 
 log = logging.getLogger("vaktpost.maintenance")
 

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import html
 from typing import Any
 
 from alerting.engine import IncidentEngine
 from alerting.model import Incident
 from alerting.payload import rfc3339
-from checks.base import format_duration
 
 DEPARTMENT_STATES = ("normal", "degraded", "rto_breached", "mtpd_breached")
 
@@ -105,54 +103,3 @@ def department_extras(engine: IncidentEngine, now: float) -> dict[str, dict[str,
             "systems": {s.id: {"up": system_up(engine, dept.id, s.id)} for s in dept.systems},
         }
     return out
-
-
-_HEAD = {
-    "sv": (
-        "Öppna incidenter",
-        "Inga öppna incidenter.",
-        "System",
-        "Status",
-        "Nere",
-        "Steg",
-        "Kvitterad av",
-        "Påverkar",
-        "Orsakad av",
-    ),
-    "en": (
-        "Open incidents",
-        "No open incidents.",
-        "System",
-        "Status",
-        "Down",
-        "Step",
-        "Acknowledged by",
-        "Impacts",
-        "Caused by",
-    ),
-}
-
-
-def status_section(engine: IncidentEngine, now: float) -> str:
-    t = _HEAD.get(engine.plan.language, _HEAD["en"])
-    incidents = sorted(engine.state.incidents.values(), key=lambda i: i.started_at)
-    if not incidents:
-        return f"<h2>{t[0]}</h2><p>{t[1]}</p>\n"
-    rows = []
-    for i in incidents:
-        what = f"{i.department}/{i.system}" if i.department else i.system
-        rto = engine.plan.units.get((i.department, i.system))
-        down = format_duration(now - i.started_at)
-        if rto is not None and rto.rto is not None:
-            down += f" / RTO {format_duration(rto.rto)}"
-        impacted = ", ".join(f"{d}/{s}" if d else s for d, s in i.impacted)
-        # An impacted system's incident names its root cause's (engines that track it).
-        cause = i.caused_by
-        rows.append(
-            f"<tr><td>#{i.id} {html.escape(what)}</td><td>{i.status}</td><td>{down}</td>"
-            f"<td>{'' if i.current_step is None else i.current_step}</td>"
-            f"<td>{html.escape(i.acked_by or '')}</td><td>{html.escape(impacted)}</td>"
-            f"<td>{'' if cause is None else f'#{cause}'}</td></tr>"
-        )
-    head = "".join(f"<th>{h}</th>" for h in t[2:])
-    return f"<h2>{t[0]}</h2><table><tr>{head}</tr>{''.join(rows)}</table>\n"

@@ -16,7 +16,6 @@ from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 
-from agent.cron import cron_schedule, parse_cron
 from checks.base import (
     CheckConfig,
     CheckContext,
@@ -31,6 +30,7 @@ from checks.base import (
 )
 from checks.humanize import ago, duration, rfc3339
 from checks.redact import MASK
+from core.cron import cron_schedule, parse_cron
 
 STATE_KEY = "push"
 FIRST_SEEN_KEY = "first_seen"

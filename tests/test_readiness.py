@@ -201,15 +201,12 @@ def test_down_system_makes_department_degraded() -> None:
 
 
 def test_department_extras_are_merged() -> None:
-    agent = SimpleNamespace(
-        config=make_config(),
-        book=ResultBook(),
-        department_extras=[
-            lambda: {"social-services": {"state": "rto_breached", "incidents": [{"id": 7}]}},
-            lambda: 1 / 0,  # a broken provider must not take the endpoint down
-        ],
-    )
-    doc = ReadinessComponent(agent).departments_json()  # type: ignore[arg-type]
+    host = SimpleNamespace(config=make_config(), book=ResultBook())
+    extras = [
+        lambda: {"social-services": {"state": "rto_breached", "incidents": [{"id": 7}]}},
+        lambda: 1 / 0,  # a broken provider must not take the endpoint down
+    ]
+    doc = ReadinessComponent(host, extras).departments_json()  # type: ignore[arg-type]
     social = doc["departments"][0]
     assert social["state"] == "rto_breached" and social["incidents"] == [{"id": 7}]
     assert doc["departments"][1]["state"] == "normal"

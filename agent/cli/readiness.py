@@ -59,7 +59,7 @@ async def collect(config: Config, department: str | None, refresh: bool) -> dict
 
 
 def render(report: dict[str, Any], fmt: str, lang: str) -> str:
-    from agent import readiness_render
+    from agent.web import readiness_render
 
     if fmt == "json":
         return json.dumps(report, indent=2, ensure_ascii=False) + "\n"

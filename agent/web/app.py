@@ -1,35 +1,32 @@
-"""The HTTP server: /metrics, health, the JSON API and the status page.
+"""The HTTP application: /metrics, health, reload, the status page, and the
+routes of agent/web/alerting.py, readiness.py and signals.py.
 
-Handlers only read state, or send commands through the agent's methods.
+Handlers only read state, or send commands through the host's methods.
 """
 
 from __future__ import annotations
 
-import asyncio
-import json
 import logging
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from aiohttp import web
 
-from agent.auth import GUARD_KEY, LoginGuard, require_operator, require_reader
-from agent.csrf import cross_site_reason
 from agent.metrics import CONTENT_TYPE
-from agent.statuspage import render_status_page
-from agent.webguard import BODY_TIMEOUT, KEEPALIVE_TIMEOUT, request_in_progress
+from agent.web.alerting import AlertingApi
+from agent.web.auth import GUARD_KEY, LoginGuard, require_operator, require_reader
+from agent.web.bodies import MAX_BODY, json_error
+from agent.web.csrf import cross_site_reason
+from agent.web.guard import KEEPALIVE_TIMEOUT, request_in_progress
+from agent.web.readiness import ReadinessApi
+from agent.web.signals import SignalsApi
+from agent.web.statuspage import render_status_page
 
 if TYPE_CHECKING:
-    from agent.daemon import Agent
+    from agent.web.host import WebHost
 
 log = logging.getLogger("vaktpost.web")
-MAX_BODY = 64 * 1024
-MAX_JSON_DEPTH = 32  # no request body needs more; deeper ones are refused before any use
-AGENT_KEY: web.AppKey[Agent] = web.AppKey("agent")
-
-
-def json_error(status: int, message: str) -> web.Response:
-    return web.json_response({"error": message}, status=status)
+AGENT_KEY: web.AppKey[WebHost] = web.AppKey("agent")
 
 
 @web.middleware
@@ -68,48 +65,7 @@ async def _answer(
         return json_error(500, "internal error")
 
 
-def _no_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not a JSON number")
-
-
-def _depth(value: Any) -> int:
-    """Nesting depth of parsed JSON, without recursion."""
-    deepest, stack = 0, [(value, 1)]
-    while stack:
-        item, depth = stack.pop()
-        if isinstance(item, dict | list):
-            deepest = max(deepest, depth)
-            if depth <= MAX_JSON_DEPTH:
-                children = item.values() if isinstance(item, dict) else item
-                stack.extend((child, depth + 1) for child in children)
-    return deepest
-
-
-async def read_json(request: web.Request) -> dict[str, Any]:
-    """The body as a JSON object ({} when empty); 400 with the reason otherwise."""
-    try:
-        async with asyncio.timeout(BODY_TIMEOUT):
-            raw = await request.read()
-    except TimeoutError:
-        raise web.HTTPRequestTimeout(reason="request body not received in time") from None
-    if not raw.strip():
-        return {}
-    try:
-        body = json.loads(raw, parse_constant=_no_constant)
-    except RecursionError:
-        raise web.HTTPBadRequest(reason="invalid JSON body: nested too deeply") from None
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise web.HTTPBadRequest(reason=f"invalid JSON body: {exc}") from None
-    if not isinstance(body, dict):
-        raise web.HTTPBadRequest(reason="the JSON body must be an object")
-    if _depth(body) > MAX_JSON_DEPTH:
-        raise web.HTTPBadRequest(
-            reason=f"invalid JSON body: nested deeper than {MAX_JSON_DEPTH} levels"
-        )
-    return body
-
-
-def agent_of(request: web.Request) -> Agent:
+def agent_of(request: web.Request) -> WebHost:
     return request.app[AGENT_KEY]
 
 
@@ -150,7 +106,17 @@ async def status_page(request: web.Request) -> web.Response:
     return web.Response(text=html, content_type="text/html", charset="utf-8")
 
 
-def build_app(agent: Agent, extra_routes: list[web.RouteDef] | None = None) -> web.Application:
+def part_routes(agent: WebHost) -> list[web.RouteDef]:
+    """The routes of the host's parts: alerting, readiness, signals in."""
+    return [
+        *AlertingApi(agent.alerting.service).routes(),
+        *ReadinessApi(agent).routes(),
+        *SignalsApi(agent).routes(),
+    ]
+
+
+def build_app(agent: WebHost, extra_routes: list[web.RouteDef] | None = None) -> web.Application:
+    """The agent's own routes plus `extra_routes` (the daemon passes part_routes)."""
     app = web.Application(
         client_max_size=MAX_BODY,
         middlewares=[errors_as_json],
