@@ -23,11 +23,11 @@ from agent.metrics import AgentMetrics
 from agent.readiness_component import ReadinessComponent
 from agent.results import CheckState, ResultBook
 from agent.runtime import Runtime
+from agent.state.metrics import StoreCollector
+from agent.state.sqlite import Store, StoreError
+from agent.state.sqlite_alerting import read_state
 from agent.web.app import build_app, part_routes
 from agent.web.guard import GuardedSite
-from alerting.incident_store import read_state
-from alerting.store import Store, StoreError
-from alerting.store_metrics import StoreCollector
 from checks.base import CheckContext
 from checks.redact import redact_text
 

@@ -14,7 +14,7 @@ if TYPE_CHECKING:
     from agent.config import Config
     from agent.results import ResultBook
     from agent.runtime import Runtime
-    from alerting.store import Store
+    from agent.state.sqlite import Store
     from checks.base import CheckContext
 
 

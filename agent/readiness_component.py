@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -13,7 +12,7 @@ from prometheus_client.registry import Collector
 
 from agent import readiness
 from agent.config import Config
-from alerting.store import StoreError
+from agent.state.sqlite import StoreError
 from checks.base import CheckResult
 
 if TYPE_CHECKING:
@@ -55,7 +54,7 @@ class ReadinessComponent:
 
     async def start(self) -> None:
         try:
-            rows = await asyncio.to_thread(self.host.store.load_results_sync)
+            rows = await self.host.store.load_results()
             self._recorded = {n: readiness.result_from_json(d) for n, d in rows.items()}
         except (StoreError, KeyError, ValueError) as exc:
             log.warning("recorded results unreadable", extra={"error": str(exc)})

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from alerting.incident_store import OutboxRow
+from agent.state.interface import OutboxRow
 from alerting.payload import what_of
 from alerting.text import render
 

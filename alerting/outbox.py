@@ -21,10 +21,10 @@ from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 
+from agent.state.interface import AlertingStore, OutboxRow, OutboxUpdate
 from alerting.channels.base import ChannelConfig
 from alerting.channels.interface import Channel, DeliveryError, RetryableError
 from alerting.grouping import batches, merge, ready
-from alerting.incident_store import IncidentStore, OutboxRow, OutboxUpdate
 
 log = logging.getLogger("vaktpost.outbox")
 # How many pending rows of a lane are looked at at once: a group of one root cause
@@ -51,7 +51,7 @@ class Backoff:
 class Outbox:
     def __init__(
         self,
-        store: IncidentStore,
+        store: AlertingStore,
         channels: dict[str, Channel],
         configs: dict[str, ChannelConfig],
         uplink_down: Callable[[], bool],

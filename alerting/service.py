@@ -16,16 +16,16 @@ from collections.abc import Callable, Coroutine
 from typing import Any
 
 from agent.config import Config
+from agent.state.sqlite import Store
+from agent.state.sqlite_alerting import IncidentStore
 from alerting.channels.alertmanager import AlertmanagerConfig
 from alerting.channels.interface import Channel, DeliveryError
 from alerting.channels.registry import build_channel
 from alerting.engine import IncidentEngine
-from alerting.incident_store import IncidentStore
 from alerting.model import Incident, Outcome, Silence
 from alerting.outbox import Backoff, Outbox
 from alerting.plan import STORE_CHECK
 from alerting.selfwatch import heartbeat_forever, peers_forever
-from alerting.store import Store
 
 log = logging.getLogger("vaktpost.alerting")
 TICK = 0.25  # seconds between escalation clock ticks
@@ -68,7 +68,7 @@ class AlertingService:
 
     # -- lifecycle --------------------------------------------------------------------
     async def start(self) -> None:
-        state = await asyncio.to_thread(self.store.load_state_sync)
+        state = await self.store.load_state()
         self.engine = IncidentEngine(self.config, state)
         # The config may have changed while the agent was down: a failing check newly
         # in a system opens its incident, a system that is gone resolves its own.

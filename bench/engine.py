@@ -20,13 +20,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from aiohttp import web
 
 from agent.config import Config
+from agent.state.sqlite import Store
+from agent.state.sqlite_alerting import IncidentStore
 from alerting.channels.registry import build_channel
 from alerting.channels.webhook import WebhookConfig
 from alerting.engine import IncidentEngine
-from alerting.incident_store import IncidentStore
 from alerting.model import EngineState, Notification, Outcome
 from alerting.outbox import Backoff, Outbox
-from alerting.store import Store
 
 CHECKS = 10_000
 PER_SYSTEM = 10

@@ -52,7 +52,7 @@ def cmd_check(args: argparse.Namespace) -> int:
     from agent.configload import ConfigError, read_config
     from agent.results import ResultBook
     from agent.runtime import Runtime
-    from alerting.store import Store, StoreError
+    from agent.state.sqlite import Store, StoreError
     from checks.base import CheckContext, os_error_text, worst
 
     try:

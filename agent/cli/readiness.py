@@ -14,7 +14,7 @@ from agent.cli.errors import EXIT_CANNOT_RUN, EXIT_USAGE, Subparsers
 
 if TYPE_CHECKING:
     from agent.config import Config
-    from alerting.store import Store
+    from agent.state.sqlite import Store
     from checks.base import CheckResult
 
 EXIT_READY, EXIT_NOT_READY = 0, 1
@@ -42,12 +42,12 @@ async def _run_checks(config: Config, store: Store, names: list[str]) -> dict[st
 
 async def collect(config: Config, department: str | None, refresh: bool) -> dict[str, CheckResult]:
     from agent import readiness
-    from alerting.store import Store
+    from agent.state.sqlite import Store
 
     store = Store(config.agent.state_dir)
     await store.open()
     try:
-        recorded = await asyncio.to_thread(store.load_results_sync)
+        recorded = await store.load_results()
         results = {n: readiness.result_from_json(d) for n, d in recorded.items()}
         wanted = readiness.backup_checks(config, department)
         missing = wanted if refresh else [n for n in wanted if n not in results]
@@ -71,7 +71,7 @@ def render(report: dict[str, Any], fmt: str, lang: str) -> str:
 def cmd_readiness(args: argparse.Namespace) -> int:
     from agent import readiness
     from agent.configload import ConfigError, read_config
-    from alerting.store import StoreError
+    from agent.state.sqlite import StoreError
 
     try:
         config = read_config(args.config)

@@ -20,9 +20,9 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import web
 from pydantic import ValidationError
 
+from agent.state.sqlite import StoreError
 from agent.web.bodies import json_error, read_json
 from agent.web.csrf import machine_to_machine
-from alerting.store import StoreError
 from checks import alert, push
 from checks.alert import AlertConfig, WebhookPayload
 from checks.push import PushConfig

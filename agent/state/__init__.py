@@ -1,0 +1,1 @@
+"""The state store: one interface (interface.py), SQLite as the embedded default."""

@@ -1,0 +1,91 @@
+"""The state store as an interface: what every implementation must do.
+
+vaktpost keeps results, per-check state, the engine's incidents and their
+timeline, silences and the outbox in one store. SQLite (agent/state/sqlite.py,
+agent/state/sqlite_alerting.py) is the embedded default; a shared store for a
+fleet implements the same protocols, and tests/state/test_store_contract.py runs
+one list of scenarios against every implementation.
+
+The rules every implementation keeps:
+- `persist` writes everything one engine outcome changed in ONE transaction;
+  a failure leaves nothing of it (the caller retries the whole outcome);
+- a (dedup key, channel) pair is queued once: a re-run of a step cannot double it;
+- `head` returns a channel's pending rows oldest first; `record` writes a batch
+  of send outcomes and the fallback rows they cause at once;
+- per-check state and results survive restarts.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from alerting.model import EngineState, Outcome, Silence
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxRow:
+    id: int
+    dedup_key: str
+    channel: str
+    incident_id: int
+    kind: str
+    payload: dict[str, Any]
+    attempts: int
+    next_attempt_at: float
+    created_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxUpdate:
+    row: OutboxRow
+    state: str  # pending (retry) | delivered | failed | skipped
+    attempts: int
+    next_attempt_at: float
+    error: str = ""
+    done_at: float | None = None
+    fallbacks: tuple[str, ...] = ()
+
+
+class ResultStore(Protocol):
+    """The latest result of every check, and small per-check state."""
+
+    @property
+    def is_open(self) -> bool: ...
+
+    @property
+    def writable(self) -> bool: ...
+
+    async def save_results(self, rows: Iterable[tuple[str, str, dict[str, Any]]]) -> None: ...
+
+    async def load_results(self) -> dict[str, dict[str, Any]]: ...
+
+    async def get_state(self, check: str, key: str) -> Any: ...
+
+    async def set_state(self, check: str, key: str, value: Any) -> None: ...
+
+
+class AlertingStore(Protocol):
+    """The engine's state, its timeline, silences and the outbox."""
+
+    async def load_state(self) -> EngineState: ...
+
+    async def persist(self, out: Outcome, state: EngineState) -> None: ...
+
+    async def save_silence(self, silence: Silence, state: EngineState) -> None: ...
+
+    async def silences(self) -> list[Silence]: ...
+
+    async def incidents(self, state: str | None, limit: int = 200) -> list[dict[str, Any]]: ...
+
+    async def timeline(self, incident_id: int) -> list[dict[str, Any]]: ...
+
+    async def head(self, channel: str, limit: int) -> list[OutboxRow]: ...
+
+    async def record(self, updates: list[OutboxUpdate]) -> None: ...
+
+    async def pending_counts(self) -> dict[str, int]: ...
+
+    async def deliveries(self) -> list[tuple[str, str, str]]: ...

@@ -1,0 +1,272 @@
+"""The alerting half of the SQLite store: the engine's state and the outbox
+(agent/state/interface.py AlertingStore).
+
+`persist` writes everything one engine call changed — check tracks, incidents,
+their timeline and the notifications they cause — in one transaction. The
+outbox worker only ever reads committed rows, so nothing is sent before the
+state change that caused it is durable.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import sqlite3
+from typing import Any
+
+from agent.state.interface import OutboxRow, OutboxUpdate
+from agent.state.sqlite import Store, is_store_failure
+from alerting.model import CheckTrack, EngineState, Incident, Outcome, Silence
+
+log = logging.getLogger("vaktpost.outbox")
+
+
+def _dumps(data: Any) -> str:
+    return json.dumps(data, ensure_ascii=False, separators=(",", ":"))
+
+
+def read_state(db: sqlite3.Connection) -> EngineState:
+    """The engine's state as committed; raises on a row that does not load.
+
+    Also the store's check at open (a Verifier): a row that cannot be loaded
+    makes the store damaged there, before monitoring starts, not at load time.
+    """
+    state = EngineState()
+    for (data,) in db.execute("SELECT data FROM alert_checks"):
+        track = CheckTrack.from_json(json.loads(data))
+        state.checks[track.name] = track
+    for (data,) in db.execute("SELECT data FROM incidents WHERE resolved_at IS NULL"):
+        incident = Incident.from_json(json.loads(data))
+        state.incidents[incident.id] = incident
+    for (data,) in db.execute("SELECT data FROM silences"):
+        silence = Silence.from_json(json.loads(data))
+        state.silences[silence.id] = silence
+    meta = dict(db.execute("SELECT key, value FROM alert_meta").fetchall())
+    top = db.execute("SELECT COALESCE(MAX(id), 0) FROM incidents").fetchone()[0]
+    state.next_incident_id = max(int(meta.get("next_incident_id", 1)), top + 1)
+    top = db.execute("SELECT COALESCE(MAX(id), 0) FROM silences").fetchone()[0]
+    state.next_silence_id = max(int(meta.get("next_silence_id", 1)), top + 1)
+    return state
+
+
+class IncidentStore:
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        # Outcomes of sends the store could not record (disk full): kept here and
+        # written with the next write, so a delivered row is not sent again meanwhile.
+        self._unrecorded: dict[int, OutboxUpdate] = {}
+
+    # -- engine state ----------------------------------------------------------------
+    async def load_state(self) -> EngineState:
+        return await asyncio.to_thread(self.load_state_sync)
+
+    def load_state_sync(self) -> EngineState:
+        return self.store.call_sync(read_state)
+
+    async def persist(self, out: Outcome, state: EngineState) -> None:
+        """One transaction for one (or several merged) engine outcomes."""
+        # Serialise now, on the event loop, so later engine changes cannot leak in.
+        checks = [(name, _dumps(t.to_json())) for name, t in out.checks.items()]
+        incidents = [
+            (
+                i.id,
+                i.department,
+                i.system,
+                i.status,
+                i.started_at,
+                i.resolved_at,
+                _dumps(i.to_json()),
+            )
+            for i in out.incidents.values()
+        ]
+        events = [
+            (e.incident_id, e.at, e.kind, e.step, _dumps(list(e.channels)), e.message)
+            for e in out.events
+        ]
+        notes = [
+            (
+                n.dedup_key,
+                n.channel,
+                n.incident_id,
+                n.kind,
+                n.created_at,
+                _dumps(n.payload),
+                n.created_at if n.due_at is None else n.due_at,
+            )
+            for n in out.notifications
+        ]
+        meta = [
+            ("next_incident_id", str(state.next_incident_id)),
+            ("next_silence_id", str(state.next_silence_id)),
+        ]
+
+        def write(db: sqlite3.Connection) -> None:
+            db.executemany(
+                "INSERT INTO alert_checks(check_name, data) VALUES (?, ?)"
+                " ON CONFLICT(check_name) DO UPDATE SET data=excluded.data",
+                checks,
+            )
+            db.executemany(_UPSERT_INCIDENT, incidents)
+            db.executemany(_INSERT_EVENT, events)
+            db.executemany(_INSERT_NOTE, notes)
+            db.executemany("INSERT OR REPLACE INTO alert_meta(key, value) VALUES (?, ?)", meta)
+
+        await self.store.call(write)
+
+    async def save_silence(self, silence: Silence, state: EngineState) -> None:
+        row = (silence.id, silence.ends_at, _dumps(silence.to_json()))
+        meta = ("next_silence_id", str(state.next_silence_id))
+
+        def write(db: sqlite3.Connection) -> None:
+            db.execute("INSERT OR REPLACE INTO silences(id, ends_at, data) VALUES (?, ?, ?)", row)
+            db.execute("INSERT OR REPLACE INTO alert_meta(key, value) VALUES (?, ?)", meta)
+
+        await self.store.call(write)
+
+    async def silences(self) -> list[Silence]:
+        rows = await self.store.call(
+            lambda db: db.execute("SELECT data FROM silences ORDER BY id").fetchall()
+        )
+        return [Silence.from_json(json.loads(r[0])) for r in rows]
+
+    async def incidents(self, state: str | None, limit: int = 200) -> list[dict[str, Any]]:
+        where = {"open": "WHERE resolved_at IS NULL", "resolved": "WHERE resolved_at IS NOT NULL"}
+        sql = f"SELECT data FROM incidents {where.get(state or '', '')} ORDER BY id DESC LIMIT ?"
+        rows = await self.store.call(lambda db: db.execute(sql, (limit,)).fetchall())
+        return [json.loads(r[0]) for r in rows]
+
+    async def timeline(self, incident_id: int) -> list[dict[str, Any]]:
+        rows = await self.store.call(
+            lambda db: db.execute(
+                "SELECT at, kind, step, channels, message FROM incident_events"
+                " WHERE incident_id=? ORDER BY id",
+                (incident_id,),
+            ).fetchall()
+        )
+        return [
+            {"at": r[0], "kind": r[1], "step": r[2], "channels": json.loads(r[3]), "message": r[4]}
+            for r in rows
+        ]
+
+    # -- outbox ------------------------------------------------------------------------
+    async def head(self, channel: str, limit: int) -> list[OutboxRow]:
+        """The oldest pending rows of a channel, in order (due or not)."""
+        await self._flush_unrecorded()
+        held = self._unrecorded
+        rows = await self.store.call(
+            lambda db: db.execute(
+                "SELECT id, dedup_key, channel, incident_id, kind, payload, attempts,"
+                " next_attempt_at, created_at FROM outbox"
+                " WHERE state='pending' AND channel=? ORDER BY id LIMIT ?",
+                (channel, limit + len(held)),
+            ).fetchall()
+        )
+        out = []
+        for r in rows:
+            update = held.get(r[0])
+            if update is None:
+                out.append(
+                    OutboxRow(r[0], r[1], r[2], r[3], r[4], json.loads(r[5]), r[6], r[7], r[8])
+                )
+            elif update.state == "pending":  # a retry not yet recorded: keep its backoff
+                out.append(
+                    OutboxRow(
+                        r[0], r[1], r[2], r[3], r[4], json.loads(r[5]),
+                        update.attempts, update.next_attempt_at, r[8],
+                    )
+                )  # fmt: skip
+        return out[:limit]
+
+    async def record(self, updates: list[OutboxUpdate]) -> None:
+        """Outcomes of one batch of sends, and the fallback rows they cause, at once.
+
+        When the store cannot write, the outcomes are held in memory (and `head`
+        answers as if they were recorded) until a later write takes them: the
+        row stays pending in the store, so a restart meanwhile sends it again
+        (same dedup key), but it is neither lost nor re-sent while running.
+        """
+        for u in updates:
+            self._unrecorded[u.row.id] = u
+        await self._flush_unrecorded()
+
+    async def _flush_unrecorded(self) -> None:
+        if not self._unrecorded:
+            return
+        batch = list(self._unrecorded.values())
+
+        def write(db: sqlite3.Connection) -> None:
+            for u in batch:
+                db.execute(
+                    "UPDATE outbox SET state=?, attempts=?, next_attempt_at=?, last_error=?,"
+                    " done_at=? WHERE id=?",
+                    (u.state, u.attempts, u.next_attempt_at, u.error, u.done_at, u.row.id),
+                )
+                for channel in u.fallbacks:
+                    db.execute(
+                        _INSERT_NOTE,
+                        (
+                            u.row.dedup_key,
+                            channel,
+                            u.row.incident_id,
+                            u.row.kind,
+                            u.row.created_at,
+                            _dumps(u.row.payload),
+                            u.done_at or u.row.created_at,
+                        ),
+                    )
+
+        try:
+            await self.store.call(write)
+        except Exception as exc:
+            if not is_store_failure(exc):  # a bug, not a full disk: say so, hold nothing
+                for u in batch:
+                    self._unrecorded.pop(u.row.id, None)
+                raise
+            log.warning(
+                "outbox outcomes held in memory until the store writes again",
+                extra={"held": len(self._unrecorded), "error": str(exc)},
+            )
+            return
+        for u in batch:
+            if self._unrecorded.get(u.row.id) is u:
+                del self._unrecorded[u.row.id]
+
+    async def pending_counts(self) -> dict[str, int]:
+        rows = await self.store.call(
+            lambda db: db.execute(
+                "SELECT channel, COUNT(*) FROM outbox WHERE state='pending' GROUP BY channel"
+            ).fetchall()
+        )
+        counts = {r[0]: r[1] for r in rows}
+        for u in self._unrecorded.values():
+            if u.state != "pending" and counts.get(u.row.channel):
+                counts[u.row.channel] -= 1
+        return counts
+
+    async def deliveries(self) -> list[tuple[str, str, str]]:
+        """(dedup_key, channel, state) of every outbox row, oldest first (tests, status)."""
+        rows = await self.store.call(
+            lambda db: db.execute(
+                "SELECT dedup_key, channel, state FROM outbox ORDER BY id"
+            ).fetchall()
+        )
+        return [(r[0], r[1], r[2]) for r in rows]
+
+
+_UPSERT_INCIDENT = (
+    "INSERT INTO incidents(id, department, system, status, started_at, resolved_at, data)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT(id) DO UPDATE SET status=excluded.status,"
+    " resolved_at=excluded.resolved_at, data=excluded.data"
+)
+_INSERT_EVENT = (
+    "INSERT INTO incident_events(incident_id, at, kind, step, channels, message)"
+    " VALUES (?, ?, ?, ?, ?, ?)"
+)
+# A (dedup key, channel) pair is queued once: a re-run of the same step cannot double it.
+_INSERT_NOTE = (
+    "INSERT OR IGNORE INTO outbox(dedup_key, channel, incident_id, kind, created_at, payload,"
+    " next_attempt_at) VALUES (?, ?, ?, ?, ?, ?, ?)"
+)
+
+__all__ = ["IncidentStore", "OutboxRow", "OutboxUpdate", "read_state"]
