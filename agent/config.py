@@ -12,11 +12,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal, Union
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from core.durations import Duration, Interval, Timeout, parse_duration
+from core.names import Name
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from alerting.channels.base import ChannelConfig
 from alerting.channels.registry import CHANNEL_CONFIGS
-from checks.base import CheckConfig, Duration, Interval, Name, Timeout, parse_duration
+from checks.base import CheckConfig
 from checks.registry import CHECK_TYPES
 from core.cron import parse_cron
 
@@ -100,7 +102,7 @@ class After(BaseModel):
 
     def __str__(self) -> str:
         if self.of is None:
-            from checks.base import format_duration
+            from core.durations import format_duration
 
             return format_duration(self.seconds)
         return self.of if self.share == 1.0 else f"{self.share * 100:g}% {self.of}"

@@ -31,7 +31,7 @@ from agent.yamlsource import (
     load_yaml,
     locate,
 )
-from checks.redact import redact_text
+from core.redact import redact_text
 
 _LIST_SECTIONS = ("checks", "departments", "maintenance")
 _MAP_SECTIONS = ("agent", "channels")

@@ -11,8 +11,8 @@ from typing import Any
 
 from agent.config import After, parse_after
 from agent.yamlsource import LocDict, LocList, Problem, locate
-from checks.base import format_duration, parse_duration
 from checks.registry import CHECK_TYPES
+from core.durations import format_duration, parse_duration
 
 BACKUP_TYPES = sorted(name for name, t in CHECK_TYPES.items() if t.config.is_backup)
 

@@ -29,7 +29,7 @@ from agent.state.sqlite_alerting import read_state
 from agent.web.app import build_app, part_routes
 from agent.web.guard import GuardedSite
 from checks.base import CheckContext
-from checks.redact import redact_text
+from core.redact import redact_text
 
 log = logging.getLogger("vaktpost.daemon")
 STOP_GRACE = 4.0  # SIGTERM must end the process within 5 s

@@ -13,7 +13,7 @@ import sys
 import time
 from typing import Any
 
-from checks.redact import MASK, redact_text
+from core.redact import MASK, redact_text
 
 _STANDARD = set(logging.LogRecord("", 0, "", 0, "", (), None).__dict__) | {"message", "asctime"}
 

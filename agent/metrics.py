@@ -15,9 +15,9 @@ from prometheus_client.process_collector import ProcessCollector
 
 from agent import __version__
 from agent.results import CheckState, ResultBook
-from checks.base import Status
 from checks.command import perfdata_of
 from checks.registry import CHECK_TYPES
+from core.status import Status
 
 PREFIX = "vaktpost_"
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"

@@ -13,8 +13,9 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from agent.config import BackupRef, Config, Department, System
-from checks.base import CheckConfig, CheckResult, Status
-from checks.humanize import ago, duration, rfc3339, size
+from checks.base import CheckConfig, CheckResult
+from core.humanize import ago, duration, rfc3339, size
+from core.status import Status
 
 BACKUP_TYPES = {
     "backup_files": "file",

@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from checks.base import CheckConfig, CheckResult, Status
+from checks.base import CheckConfig, CheckResult
+from core.status import Status
 
 # A result counts as a failure for `failures_before_alert` when it is one of these.
 FAILING = frozenset({Status.CRITICAL, Status.UNKNOWN})

@@ -10,7 +10,9 @@ from dataclasses import replace
 
 from agent.admission import Admission
 from agent.results import DEPENDENCY_DOWN, FAILING, ResultBook
-from checks.base import Check, CheckResult, Status, format_duration
+from checks.base import Check, CheckResult
+from core.durations import format_duration
+from core.status import Status
 
 log = logging.getLogger("vaktpost.runner")
 

@@ -6,7 +6,7 @@ from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from checks.base import format_duration
+from core.durations import format_duration
 
 _T = {
     "sv": {

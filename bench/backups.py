@@ -40,9 +40,10 @@ from cryptography.hazmat.primitives.poly1305 import Poly1305
 from agent import readiness, readiness_render
 from agent.config import Config
 from agent.configload import ConfigError, load_config, load_config_text
-from checks.base import CheckContext, CheckResult, MemoryStateStore, Status
+from checks.base import CheckContext, CheckResult, MemoryStateStore
 from checks.borg import BorgCheck, BorgConfig
 from checks.restic import ResticCheck, ResticConfig
+from core.status import Status
 
 ROOT = Path("/tmp/vaktpost-bench-backups")
 EXAMPLE = Path(__file__).resolve().parent.parent / "config" / "example-municipality.yaml"

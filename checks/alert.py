@@ -19,8 +19,9 @@ from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from checks.base import CheckConfig, CheckContext, CheckResult, CheckType, Status, ok, unknown
-from checks.humanize import ago
+from checks.base import CheckConfig, CheckContext, CheckResult, CheckType, ok, unknown
+from core.humanize import ago
+from core.status import Status
 
 ALERTS_CHECK = "@alertmanager"  # never a check name (names start with a letter or digit)
 ALERTS_KEY = "alerts"

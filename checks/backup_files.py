@@ -11,17 +11,7 @@ from pydantic import BeforeValidator, Field
 from checks import backup_state
 from checks.backup_state import VERIFY
 from checks.backup_tool import ToolError
-from checks.base import (
-    CheckConfig,
-    CheckContext,
-    CheckResult,
-    CheckType,
-    Duration,
-    Status,
-    critical,
-    ok,
-    warning,
-)
+from checks.base import CheckConfig, CheckContext, CheckResult, CheckType, critical, ok, warning
 from checks.filescan import (
     FileInfo,
     ScanError,
@@ -31,8 +21,10 @@ from checks.filescan import (
     scan,
     verify_checksum,
 )
-from checks.humanize import duration, size
 from checks.repository import BACKUP_METRICS
+from core.durations import Duration
+from core.humanize import duration, size
+from core.status import Status
 
 WORD = "checksum verification"
 Size = Annotated[int, BeforeValidator(parse_size), Field(ge=0)]

@@ -12,7 +12,7 @@ from typing import Any
 
 from checks.backup_tool import ToolError
 from checks.base import CheckContext
-from checks.humanize import ago
+from core.humanize import ago
 
 VERIFY = "verify"
 RESTORE = "restore"

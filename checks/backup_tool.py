@@ -14,8 +14,8 @@ import weakref
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
-from checks.base import Status
 from checks.command import kill_group, read_capped
+from core.status import Status
 
 OUTPUT_CAP = 16 * 1024 * 1024  # `snapshots --json` of 10,000 snapshots is ~4 MiB
 ERROR_CAP = 64 * 1024

@@ -2,11 +2,6 @@
 
 from __future__ import annotations
 
-import enum
-import math
-import os
-import re
-import socket
 import time
 import typing
 from collections.abc import Callable, Mapping
@@ -15,164 +10,58 @@ from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal, Protocol
 
 from pydantic import (
-    AfterValidator,
     BaseModel,
-    BeforeValidator,
     ConfigDict,
     Field,
-    PlainSerializer,
 )
 
-from checks.redact import redact_text
+from core.durations import (
+    MAX_DURATION,
+    MAX_INTERVAL,
+    MAX_TIMEOUT,
+    Duration,
+    Interval,
+    Timeout,
+    at_most,
+    format_duration,
+    parse_duration,
+)
+from core.errors import os_error_text
+from core.names import NAME_PATTERN, Name, Regex, check_name, valid_regex
+from core.redact import redact_text
+from core.status import Status, worst
 
-_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d|w)")
-_UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0}
-
-
-# Longest duration anywhere in a config (RPO, MTPD, a silence ...): ten years. Past it
-# only typos and attacks remain, and datetime arithmetic overflows far beyond it.
-MAX_DURATION = 3650 * 86400.0
-MAX_INTERVAL = 7 * 86400.0  # check interval: a weekly probe is the slowest sensible
-MAX_TIMEOUT = 86400.0  # check timeout: a full `restic check --read-data` may take hours
-
-
-def parse_duration(value: object) -> float:
-    """Seconds from `500ms`, `30s`, `5m`, `2h`, `1d`, `1w` or combinations like `1h30m`.
-
-    Error texts never repeat the value: a secret pasted into the wrong key must not
-    be printed by `validate`.
-    """
-    if isinstance(value, bool) or not isinstance(value, int | float | str):
-        raise ValueError("invalid duration: use a number with a unit, e.g. 30s")
-    if isinstance(value, str):
-        total = _parse_duration_text(value)
-    else:
-        try:
-            total = float(value)
-        except OverflowError:
-            total = math.inf
-    if math.isnan(total):
-        raise ValueError("invalid duration: not a number")
-    if total < 0:
-        raise ValueError("invalid duration: must not be negative")
-    if total > MAX_DURATION:
-        raise ValueError(f"duration too long: at most {format_duration(MAX_DURATION)}")
-    return total
-
-
-def _parse_duration_text(value: str) -> float:
-    text = value.strip()
-    pos, total = 0, 0.0
-    for match in _DURATION_PART.finditer(text):
-        if match.start() != pos:
-            break
-        total += float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
-        pos = match.end()
-    if not text or pos != len(text):
-        raise ValueError(
-            "invalid duration: use a number with a unit ms, s, m, h, d or w (e.g. 30s)"
-        )
-    return total
-
-
-def format_duration(seconds: float) -> str:
-    if seconds and seconds < 1:
-        return f"{round(seconds * 1000)}ms"
-    out, rest = [], round(seconds)
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
-        if rest >= size:
-            out.append(f"{rest // size}{unit}")
-            rest %= size
-    return "".join(out) or "0s"
-
-
-# Seconds as float inside; serialised back as a duration string. Always finite.
-Duration = Annotated[
-    float,
-    BeforeValidator(parse_duration),
-    PlainSerializer(format_duration, return_type=str),
+# Re-exported: checks and older callers import these from here.
+__all__ = [
+    "MAX_DURATION",
+    "MAX_INTERVAL",
+    "MAX_TIMEOUT",
+    "NAME_PATTERN",
+    "Check",
+    "CheckConfig",
+    "CheckContext",
+    "CheckResult",
+    "CheckStateStore",
+    "CheckType",
+    "Duration",
+    "Interval",
+    "MemoryStateStore",
+    "Name",
+    "Regex",
+    "Status",
+    "Timeout",
+    "at_most",
+    "check_name",
+    "critical",
+    "format_duration",
+    "ok",
+    "os_error_text",
+    "parse_duration",
+    "unknown",
+    "valid_regex",
+    "warning",
+    "worst",
 ]
-
-
-def at_most(limit: float) -> AfterValidator:
-    def check(seconds: float) -> float:
-        if seconds > limit:
-            raise ValueError(f"too long: at most {format_duration(limit)}")
-        return seconds
-
-    return AfterValidator(check)
-
-
-# How often a check runs and how long one probe may take (docs/config.md "Limits").
-Interval = Annotated[Duration, Field(gt=0), at_most(MAX_INTERVAL)]
-Timeout = Annotated[Duration, Field(gt=0), at_most(MAX_TIMEOUT)]
-
-NAME_PATTERN = r"^[a-z0-9][a-z0-9_.-]*$"
-_NAME = re.compile(NAME_PATTERN)
-
-
-def check_name(value: str) -> str:
-    if not _NAME.match(value):
-        raise ValueError(
-            f"invalid name {value!r}: use lowercase letters, digits, '_', '.' and '-', "
-            "starting with a letter or digit"
-        )
-    return value
-
-
-def valid_regex(value: str) -> str:
-    try:
-        re.compile(value)
-    except re.error as exc:
-        raise ValueError(f"invalid regex {value!r}: {exc}") from None
-    return value
-
-
-# A Python regex, checked when the config loads.
-Regex = Annotated[str, AfterValidator(valid_regex)]
-
-# Names of checks, channels, departments and systems: safe in URLs, labels and dedup keys.
-Name = Annotated[str, AfterValidator(check_name)]
-
-
-class Status(enum.IntEnum):
-    """Values are the `check_status` metric encoding of DESIGN.md."""
-
-    OK = 0
-    WARNING = 1
-    CRITICAL = 2
-    UNKNOWN = 3
-    UNREACHABLE = 4
-
-    @property
-    def label(self) -> str:
-        return self.name.lower()
-
-    @property
-    def badness(self) -> int:
-        """ok < warning < unreachable < unknown < critical."""
-        return _BADNESS[self]
-
-    @property
-    def exit_code(self) -> int:
-        return {Status.OK: 0, Status.WARNING: 1, Status.CRITICAL: 2}.get(self, 3)
-
-    @classmethod
-    def parse(cls, text: str) -> Status:
-        return cls[text.upper()]
-
-
-_BADNESS = {
-    Status.OK: 0,
-    Status.WARNING: 1,
-    Status.UNREACHABLE: 2,
-    Status.UNKNOWN: 3,
-    Status.CRITICAL: 4,
-}
-
-
-def worst(statuses: list[Status]) -> Status:
-    return max(statuses, key=lambda s: s.badness, default=Status.OK)
 
 
 @dataclass(frozen=True, slots=True)
@@ -201,17 +90,6 @@ class CheckResult:
             "duration_seconds": round(self.duration_seconds, 6),
             "facts": dict(self.facts),
         }
-
-
-def os_error_text(exc: OSError) -> str:
-    """'connection refused' rather than "[Errno 111] Connect call failed ('10.0.0.1', 80)"."""
-    if isinstance(exc, TimeoutError):
-        return "timed out"
-    if isinstance(exc, socket.gaierror):  # resolver codes are not errno values
-        return f"cannot resolve the name: {(exc.strerror or str(exc)).lower()}"
-    if exc.errno:
-        return os.strerror(exc.errno).lower()
-    return str(exc) or type(exc).__name__
 
 
 def ok(message: str, **facts: float) -> CheckResult:

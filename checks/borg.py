@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Literal
 
 from checks.backup_tool import ToolError, ToolOutput, run_tool, scan_lines, summarize, tool_failure
-from checks.base import CheckType, Status
+from checks.base import CheckType
 from checks.repository import (
     RESTORE_MAX_BYTES,
     RepositoryCheck,
@@ -19,6 +19,7 @@ from checks.repository import (
     RestoreCandidate,
     Snapshot,
 )
+from core.status import Status
 
 CANDIDATE_LIMIT = 1000
 

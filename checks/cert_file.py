@@ -19,16 +19,10 @@ from cryptography import x509
 from cryptography.x509.oid import NameOID
 from pydantic import Field, model_validator
 
-from checks.base import (
-    CheckConfig,
-    CheckContext,
-    CheckResult,
-    CheckType,
-    Status,
-    critical,
-    os_error_text,
-)
-from checks.humanize import rfc3339
+from checks.base import CheckConfig, CheckContext, CheckResult, CheckType, critical
+from core.errors import os_error_text
+from core.humanize import rfc3339
+from core.status import Status
 
 DAY = 86400.0
 MAX_FILE = 1024 * 1024  # a certificate bundle is kilobytes; beyond this it is something else

@@ -12,15 +12,9 @@ from typing import Annotated, Literal
 
 from pydantic import Field
 
-from checks.base import (
-    CheckConfig,
-    CheckContext,
-    CheckResult,
-    CheckType,
-    Status,
-    os_error_text,
-    unknown,
-)
+from checks.base import CheckConfig, CheckContext, CheckResult, CheckType, unknown
+from core.errors import os_error_text
+from core.status import Status
 
 OUTPUT_CAP = 64 * 1024
 _EXIT_STATUS = {0: Status.OK, 1: Status.WARNING, 2: Status.CRITICAL, 3: Status.UNKNOWN}

@@ -10,8 +10,9 @@ from typing import Annotated, Literal
 import psutil
 from pydantic import Field
 
-from checks.base import CheckConfig, CheckContext, CheckResult, CheckType, critical, os_error_text
+from checks.base import CheckConfig, CheckContext, CheckResult, CheckType, critical
 from checks.thresholds import grade
+from core.errors import os_error_text
 
 
 class DiskConfig(CheckConfig):

@@ -15,7 +15,7 @@ import stat
 import threading
 from dataclasses import dataclass, field
 
-from checks.base import Status
+from core.status import Status
 
 MAX_SKIPPED_SHOWN = 3
 SUMS_CAP = 16 * 1024 * 1024

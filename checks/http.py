@@ -22,19 +22,14 @@ import aiohttp
 from multidict import CIMultiDict
 from yarl import URL
 
-from checks.base import (
-    CheckContext,
-    CheckResult,
-    CheckType,
-    Status,
-    critical,
-    format_duration,
-    os_error_text,
-)
+from checks.base import CheckContext, CheckResult, CheckType, critical
 from checks.http_config import HttpConfig
-from checks.redact import describe_file, redact_url
 from checks.tls import HandshakeLog, TlsSetupError, build_context, chain_facts, expiry_verdict
 from checks.tls import explain_failure as explain_tls
+from core.durations import format_duration
+from core.errors import os_error_text
+from core.redact import describe_file, redact_url
+from core.status import Status
 
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
 _USER_AGENT = "vaktpost/0.1"

@@ -11,8 +11,9 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
-from checks.base import CheckConfig, Regex
+from checks.base import CheckConfig
 from checks.tls import TlsOptions
+from core.names import Regex
 
 MIB = 1024 * 1024
 _STATUS = re.compile(r"^(?:[1-5]\d\d|[1-5]xx|[1-5]\d\d-[1-5]\d\d)$")

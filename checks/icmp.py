@@ -21,13 +21,12 @@ from checks.base import (
     CheckContext,
     CheckResult,
     CheckType,
-    Duration,
     critical,
-    format_duration,
     ok,
     unknown,
     warning,
 )
+from core.durations import Duration, format_duration
 
 
 def _percent(value: object) -> object:

@@ -21,22 +21,14 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 from pydantic import Field, ValidationError, field_validator, model_validator
 
-from checks.base import (
-    Check,
-    CheckConfig,
-    CheckContext,
-    CheckResult,
-    CheckType,
-    Status,
-    critical,
-    ok,
-)
+from checks.base import Check, CheckConfig, CheckContext, CheckResult, CheckType, critical, ok
 from checks.dns import DnsCheck, DnsConfig
 from checks.http import HttpCheck
 from checks.http_config import HttpConfig
 from checks.icmp import IcmpCheck, IcmpConfig
-from checks.redact import redact_text, redact_url
 from checks.tcp import TcpCheck, TcpConfig
+from core.redact import redact_text, redact_url
+from core.status import Status
 
 KINDS = ("tcp", "http", "https", "dns", "icmp")
 # Each target gets this share of the link's timeout, so a silent target is

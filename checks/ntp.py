@@ -14,19 +14,10 @@ from typing import Annotated, ClassVar, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from checks.base import (
-    CheckConfig,
-    CheckContext,
-    CheckResult,
-    CheckType,
-    Duration,
-    critical,
-    format_duration,
-    ok,
-    os_error_text,
-    warning,
-)
+from checks.base import CheckConfig, CheckContext, CheckResult, CheckType, critical, ok, warning
 from checks.dns import parse_server
+from core.durations import Duration, format_duration
+from core.errors import os_error_text
 
 NTP_EPOCH_OFFSET = 2208988800  # seconds from 1900-01-01 to 1970-01-01
 _PACKET = struct.Struct("!BBbb11I")  # 48 bytes: flags, stratum, poll, precision, 11 words

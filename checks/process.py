@@ -9,7 +9,8 @@ from typing import Annotated, Literal
 import psutil
 from pydantic import Field, model_validator
 
-from checks.base import CheckConfig, CheckContext, CheckResult, CheckType, Regex, critical, ok
+from checks.base import CheckConfig, CheckContext, CheckResult, CheckType, critical, ok
+from core.names import Regex
 
 
 class ProcessConfig(CheckConfig):

@@ -21,18 +21,11 @@ from urllib.parse import urlsplit
 import aiohttp
 from pydantic import BaseModel, BeforeValidator, ConfigDict, field_validator, model_validator
 
-from checks.base import (
-    CheckConfig,
-    CheckContext,
-    CheckResult,
-    CheckType,
-    Status,
-    os_error_text,
-    unknown,
-    worst,
-)
+from checks.base import CheckConfig, CheckContext, CheckResult, CheckType, unknown
 from checks.http_config import BasicAuth
-from checks.redact import describe_file
+from core.errors import os_error_text
+from core.redact import describe_file
+from core.status import Status, worst
 
 MAX_BODY = 4 * 1024 * 1024
 MAX_LABELS_SHOWN = 8

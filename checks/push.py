@@ -21,16 +21,15 @@ from checks.base import (
     CheckContext,
     CheckResult,
     CheckType,
-    Duration,
     critical,
-    format_duration,
     ok,
     unknown,
     warning,
 )
-from checks.humanize import ago, duration, rfc3339
-from checks.redact import MASK
 from core.cron import cron_schedule, parse_cron
+from core.durations import Duration, format_duration
+from core.humanize import ago, duration, rfc3339
+from core.redact import MASK
 
 STATE_KEY = "push"
 FIRST_SEEN_KEY = "first_seen"

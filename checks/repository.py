@@ -21,8 +21,10 @@ from pydantic import Field
 from checks import backup_state
 from checks.backup_state import RESTORE, VERIFY, Outcome
 from checks.backup_tool import ToolError, redact, repository_lock
-from checks.base import CheckConfig, CheckContext, CheckResult, Duration, Status, critical, ok
-from checks.humanize import duration, rfc3339
+from checks.base import CheckConfig, CheckContext, CheckResult, critical, ok
+from core.durations import Duration
+from core.humanize import duration, rfc3339
+from core.status import Status
 
 RESTORE_MAX_BYTES = 64 * 1024 * 1024  # a restore test proves readability; it need not be big
 BACKUP_METRICS = {

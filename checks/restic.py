@@ -12,7 +12,7 @@ from typing import Annotated, Literal
 from pydantic import Field, field_validator
 
 from checks.backup_tool import ToolError, ToolOutput, run_tool, scan_lines, summarize, tool_failure
-from checks.base import CheckType, Status
+from checks.base import CheckType
 from checks.repository import (
     RESTORE_MAX_BYTES,
     RepositoryCheck,
@@ -20,6 +20,7 @@ from checks.repository import (
     RestoreCandidate,
     Snapshot,
 )
+from core.status import Status
 
 CANDIDATE_LIMIT = 1000
 _SUBSET = re.compile(r"^(\d+(\.\d+)?%|\d+/\d+|\d+[KMGT]?)$")

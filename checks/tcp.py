@@ -12,18 +12,7 @@ from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import Field
 
-from checks.base import (
-    CheckConfig,
-    CheckContext,
-    CheckResult,
-    CheckType,
-    Regex,
-    Status,
-    critical,
-    ok,
-    os_error_text,
-    unknown,
-)
+from checks.base import CheckConfig, CheckContext, CheckResult, CheckType, critical, ok, unknown
 from checks.tls import (
     HandshakeLog,
     OptionalTls,
@@ -33,6 +22,9 @@ from checks.tls import (
     expiry_verdict,
     explain_failure,
 )
+from core.errors import os_error_text
+from core.names import Regex
+from core.status import Status
 
 READ_CAP = 64 * 1024
 

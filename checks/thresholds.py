@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from checks.base import Status
+from core.status import Status
 
 
 def grade(value: float, warn: float | None, crit: float | None) -> Status:

@@ -9,18 +9,13 @@ from typing import Annotated, ClassVar, Literal
 
 from pydantic import Field
 
-from checks.base import (
-    CheckConfig,
-    CheckContext,
-    CheckResult,
-    CheckType,
-    Duration,
-    Status,
-    os_error_text,
-)
-from checks.humanize import duration
+from checks.base import CheckConfig, CheckContext, CheckResult, CheckType
 from checks.nut import NutConnectError, NutError, list_vars
-from checks.redact import describe_file
+from core.durations import Duration
+from core.errors import os_error_text
+from core.humanize import duration
+from core.redact import describe_file
+from core.status import Status
 
 _FLAGS = {
     "OL": "online",

@@ -38,7 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from checks.redact import printable, redact_text
+    from core.redact import printable, redact_text
 
     args = build_parser().parse_args(argv)
     handler: Handler = args.handler

@@ -45,7 +45,7 @@ def request(args: argparse.Namespace, method: str, path: str, body: Any = None) 
 
 
 def _why(exc: Exception) -> str:
-    from checks.base import os_error_text
+    from core.errors import os_error_text
 
     reason = getattr(exc, "reason", None)
     if isinstance(reason, OSError):

@@ -32,7 +32,7 @@ def cmd_drill(args: argparse.Namespace) -> int:
 
     from agent.configload import ConfigError, read_config
     from alerting.drill import DrillError, run_drill
-    from checks.base import parse_duration
+    from core.durations import parse_duration
 
     try:
         config = read_config(args.config)
@@ -70,7 +70,7 @@ _FALLBACK_HEADING = {
 
 
 def print_drill(result: DrillResult) -> None:
-    from checks.base import format_duration
+    from core.durations import format_duration
 
     rows = [
         [

@@ -53,7 +53,9 @@ def cmd_check(args: argparse.Namespace) -> int:
     from agent.results import ResultBook
     from agent.runtime import Runtime
     from agent.state.sqlite import Store, StoreError
-    from checks.base import CheckContext, os_error_text, worst
+    from checks.base import CheckContext
+    from core.errors import os_error_text
+    from core.status import worst
 
     try:
         config = read_config(args.config)

@@ -44,7 +44,7 @@ def _incident_id(text: str) -> int:
 
 
 def _duration(text: str) -> float:
-    from checks.base import parse_duration
+    from core.durations import parse_duration
 
     try:
         return parse_duration(text)
@@ -57,7 +57,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     if args.format == "json":
         print(json.dumps({"incidents": incidents}, indent=2, ensure_ascii=False))
         return 1 if incidents else 0
-    from checks.base import format_duration
+    from core.durations import format_duration
 
     if not incidents:
         print("no open incidents")
@@ -81,7 +81,7 @@ def cmd_status(args: argparse.Namespace) -> int:
 def cmd_ack(args: argparse.Namespace) -> int:
     body = {"by": args.by or args.user or getpass.getuser(), "comment": args.comment}
     incident = request(args, "POST", f"/api/v1/incidents/{args.incident}/ack", body)
-    from checks.redact import printable
+    from core.redact import printable
 
     by = printable(str(incident["acknowledged_by"]))
     print(f"incident {incident['id']} acknowledged by {by}")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from checks.redact import printable
+from core.redact import printable
 
 
 def print_table(header: list[str], rows: list[list[str]]) -> None:

@@ -17,7 +17,7 @@ from alerting.model import Incident, Silence
 from alerting.payload import rfc3339
 from alerting.service import AlertingService
 from alerting.views import incident_json
-from checks.base import parse_duration
+from core.durations import parse_duration
 
 MATCHER_KEYS_HINT = "check, department, system or a label name"
 MAX_SILENCE = 366 * 86400.0  # a year (and a leap day): longer is a mistake, not a plan

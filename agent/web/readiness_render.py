@@ -5,7 +5,7 @@ from __future__ import annotations
 import html
 from typing import Any
 
-from checks.humanize import duration
+from core.humanize import duration
 
 _TEXT = {
     "sv": {

@@ -7,7 +7,8 @@ import time
 from typing import TYPE_CHECKING
 
 from agent.web import readiness_render
-from checks.base import Status, format_duration
+from core.durations import format_duration
+from core.status import Status
 
 if TYPE_CHECKING:
     from agent.web.host import WebHost

@@ -17,7 +17,7 @@ from pydantic import Field
 from alerting.channels.base import ChannelConfig
 from alerting.channels.http import HttpPoster
 from alerting.channels.interface import DeliveryError, PermanentError, RetryableError
-from checks.base import Duration
+from core.durations import Duration
 
 ALERTNAME = "VaktpostIncident"
 # A drill (`vaktpost drill --send-to`) must not merge with, or be routed as, a real alert.

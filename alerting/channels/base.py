@@ -6,7 +6,7 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from checks.base import Duration
+from core.durations import Duration
 
 
 class ChannelConfig(BaseModel):
