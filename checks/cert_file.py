@@ -13,16 +13,17 @@ import glob
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Annotated, ClassVar, Literal
+from typing import TYPE_CHECKING, Annotated, ClassVar, Literal
 
-from cryptography import x509
-from cryptography.x509.oid import NameOID
 from pydantic import Field, model_validator
 
 from checks.base import CheckConfig, CheckContext, CheckResult, CheckType, critical
 from core.errors import os_error_text
 from core.humanize import rfc3339
 from core.status import Status
+
+if TYPE_CHECKING:
+    from cryptography import x509
 
 DAY = 86400.0
 MAX_FILE = 1024 * 1024  # a certificate bundle is kilobytes; beyond this it is something else
@@ -66,6 +67,8 @@ class Found:
 
 
 def subject_of(cert: x509.Certificate) -> str:
+    from cryptography.x509.oid import NameOID
+
     names = cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
     if names:
         return f"CN={names[0].value!s}"
@@ -74,6 +77,8 @@ def subject_of(cert: x509.Certificate) -> str:
 
 def parse_file(path: str) -> list[Cert]:
     """Every certificate in one file; ValueError with the reason when there is none."""
+    from cryptography import x509
+
     with open(path, "rb") as f:
         data = f.read(MAX_FILE + 1)
     if len(data) > MAX_FILE:

@@ -13,16 +13,18 @@ import re
 import socket
 import time
 from collections.abc import Mapping
-from typing import ClassVar, Literal
+from typing import TYPE_CHECKING, ClassVar, Literal
 
-import dns.asyncquery
-import dns.exception
-import dns.message
-import dns.rcode
-import dns.rdatatype
 from pydantic import field_validator
 
 from checks.base import CheckConfig, CheckContext, CheckResult, CheckType, critical, ok, unknown
+
+if TYPE_CHECKING:
+    import dns.asyncquery
+    import dns.exception
+    import dns.message
+    import dns.rcode
+    import dns.rdatatype
 
 RecordType = Literal["A", "AAAA", "CNAME", "MX", "TXT", "NS", "SOA", "PTR"]
 _SERVER = re.compile(r"^(?:\[(?P<v6>[0-9a-fA-F:.]+)\]|(?P<host>[^:\[\]]+))(?::(?P<port>\d{1,5}))?$")
@@ -89,6 +91,12 @@ class DnsConfig(CheckConfig):
 
 
 def answer_texts(response: dns.message.Message, rdtype: dns.rdatatype.RdataType) -> list[str]:
+    import dns.asyncquery
+    import dns.exception
+    import dns.message
+    import dns.rcode
+    import dns.rdatatype
+
     out: list[str] = []
     for rrset in response.answer:
         if rrset.rdtype != rdtype:
@@ -103,6 +111,12 @@ def answer_texts(response: dns.message.Message, rdtype: dns.rdatatype.RdataType)
 
 class DnsCheck:
     def __init__(self, config: DnsConfig, ctx: CheckContext) -> None:
+        import dns.asyncquery
+        import dns.exception
+        import dns.message
+        import dns.rcode
+        import dns.rdatatype
+
         self.config = config
         self._host, self._port = parse_server(config.server)
         self._rdtype = dns.rdatatype.from_text(config.record_type)
@@ -110,6 +124,12 @@ class DnsCheck:
         self._what = f"{config.query} {config.record_type}"
 
     async def run(self) -> CheckResult:
+        import dns.asyncquery
+        import dns.exception
+        import dns.message
+        import dns.rcode
+        import dns.rdatatype
+
         where = f"{self.config.server}"
         try:
             address = await self._address()
@@ -140,6 +160,12 @@ class DnsCheck:
     async def _ask(
         self, query: dns.message.Message, address: str, budget: float
     ) -> dns.message.Message:
+        import dns.asyncquery
+        import dns.exception
+        import dns.message
+        import dns.rcode
+        import dns.rdatatype
+
         if self.config.protocol == "tcp":
             return await dns.asyncquery.tcp(query, address, timeout=budget, port=self._port)
         response, _used_tcp = await dns.asyncquery.udp_with_fallback(
@@ -148,6 +174,12 @@ class DnsCheck:
         return response
 
     def _judge(self, response: dns.message.Message, where: str, seconds: float) -> CheckResult:
+        import dns.asyncquery
+        import dns.exception
+        import dns.message
+        import dns.rcode
+        import dns.rdatatype
+
         rcode = response.rcode()
         answers = answer_texts(response, self._rdtype)
         facts = {"rcode": float(rcode), "answers": float(len(answers)), "query_seconds": seconds}

@@ -10,17 +10,14 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import functools
 import re
 import socket
 import ssl
 import time
 from dataclasses import dataclass
 from types import SimpleNamespace
-from typing import Any
-
-import aiohttp
-from multidict import CIMultiDict
-from yarl import URL
+from typing import TYPE_CHECKING, Any
 
 from checks.base import CheckContext, CheckResult, CheckType, critical
 from checks.http_config import HttpConfig
@@ -30,6 +27,11 @@ from core.durations import format_duration
 from core.errors import os_error_text
 from core.redact import describe_file, redact_url
 from core.status import Status
+
+if TYPE_CHECKING:
+    import aiohttp
+    from multidict import CIMultiDict
+    from yarl import URL
 
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
 _USER_AGENT = "vaktpost/0.1"
@@ -84,6 +86,8 @@ async def _conn_end(_s: Any, ctx: SimpleNamespace, _p: Any) -> None:
 
 
 def _trace_config() -> aiohttp.TraceConfig:
+    import aiohttp
+
     trace = aiohttp.TraceConfig()
     trace.on_dns_resolvehost_start.append(_dns_start)
     trace.on_dns_resolvehost_end.append(_dns_end)
@@ -93,7 +97,9 @@ def _trace_config() -> aiohttp.TraceConfig:
     return trace
 
 
-_TRACE = _trace_config()
+@functools.cache
+def _trace() -> aiohttp.TraceConfig:
+    return _trace_config()  # built on first use: aiohttp loads only when an http check runs
 
 
 @dataclass(slots=True)
@@ -107,6 +113,8 @@ class Reply:
 
 class HttpCheck:
     def __init__(self, config: HttpConfig, ctx: CheckContext) -> None:
+        from multidict import CIMultiDict
+
         self.config = config
         self._clock = ctx.clock
         self._expect_codes = config.expect.status_matcher()
@@ -156,6 +164,8 @@ class HttpCheck:
         return phases.waiting
 
     def _new_session(self) -> aiohttp.ClientSession:
+        import aiohttp
+
         connector = aiohttp.TCPConnector(
             force_close=not self.config.keepalive,
             limit=0,
@@ -165,7 +175,7 @@ class HttpCheck:
         return aiohttp.ClientSession(
             connector=connector,
             cookie_jar=aiohttp.DummyCookieJar(),
-            trace_configs=[_TRACE],
+            trace_configs=[_trace()],
             timeout=aiohttp.ClientTimeout(total=None),
             auto_decompress=True,
         )
@@ -179,6 +189,8 @@ class HttpCheck:
         return await self._follow(self._session, phases)
 
     async def _follow(self, session: aiohttp.ClientSession, phases: Phases) -> CheckResult:
+        from yarl import URL
+
         cfg = self.config
         url, method, body = URL(cfg.url, encoded=False), cfg.method, self._body
         auth = self._auth_header()
@@ -237,6 +249,9 @@ class HttpCheck:
         auth: str | None,
         phases: Phases,
     ) -> Reply | CheckResult:
+        import aiohttp
+        from multidict import CIMultiDict
+
         headers = self._headers
         if auth is not None:
             headers = CIMultiDict(headers)
@@ -277,6 +292,8 @@ class HttpCheck:
             return critical(f"request to {redact_url(url)} failed: {type(exc).__name__}: {exc}")
 
     async def _read(self, resp: aiohttp.ClientResponse) -> Reply:
+        from multidict import CIMultiDict
+
         cap, parts, size = self.config.max_body_bytes, [], 0
         while size < cap:
             chunk = await resp.content.read(cap - size)

@@ -15,10 +15,9 @@ import re
 import ssl
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Annotated, Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal
 from urllib.parse import urlsplit
 
-import aiohttp
 from pydantic import BaseModel, BeforeValidator, ConfigDict, field_validator, model_validator
 
 from checks.base import CheckConfig, CheckContext, CheckResult, CheckType, unknown
@@ -26,6 +25,9 @@ from checks.http_config import BasicAuth
 from core.errors import os_error_text
 from core.redact import describe_file
 from core.status import Status, worst
+
+if TYPE_CHECKING:
+    pass
 
 MAX_BODY = 4 * 1024 * 1024
 MAX_LABELS_SHOWN = 8
@@ -226,6 +228,8 @@ class PrometheusCheck:
             raise QueryError(f"cannot load ca_file: {exc}") from None
 
     async def query(self) -> Any:
+        import aiohttp
+
         url = self.config.url.rstrip("/") + "/api/v1/query"
         headers = await self.headers()
         timeout = aiohttp.ClientTimeout(total=self.config.timeout)

@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-
-import aiohttp
+from typing import TYPE_CHECKING
 
 from alerting.channels.interface import (
     PermanentError,
@@ -13,6 +12,9 @@ from alerting.channels.interface import (
     safe_url,
 )
 
+if TYPE_CHECKING:
+    import aiohttp
+
 
 class HttpPoster:
     def __init__(self, timeout: float) -> None:
@@ -20,11 +22,15 @@ class HttpPoster:
         self._session: aiohttp.ClientSession | None = None
 
     def session(self) -> aiohttp.ClientSession:
+        import aiohttp
+
         if self._session is None or self._session.closed:
             self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=self.timeout))
         return self._session
 
     async def post(self, url: str, body: bytes, headers: dict[str, str]) -> None:
+        import aiohttp
+
         where = safe_url(url)
         try:
             async with self.session().post(url, data=body, headers=headers) as response:
