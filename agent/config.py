@@ -219,6 +219,8 @@ class AgentConfig(BaseModel):
     default_escalation: tuple[EscalationStep, ...] = ()
     # Notifications of one root cause that come due within this window go out as one.
     group_wait: Annotated[Duration, Field(ge=0, le=3600)] = 10.0
+    # How long status changes, incidents and the audit trail are kept (pruned past it).
+    history: Annotated[Duration, Field(ge=86400, le=3660 * 86400)] = 400 * 86400.0
 
     @field_validator("listen")
     @classmethod

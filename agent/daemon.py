@@ -19,6 +19,7 @@ from agent.alerting_component import AlertingComponent
 from agent.components import Component
 from agent.config import Config
 from agent.configload import ConfigError, read_config
+from agent.history_component import HistoryComponent
 from agent.metrics import AgentMetrics
 from agent.readiness_component import ReadinessComponent
 from agent.results import CheckState, ResultBook
@@ -59,7 +60,8 @@ class Agent:
         # The one place that lists components, in start order (stopped in reverse).
         self.alerting = AlertingComponent(self)
         self.readiness = ReadinessComponent(self, extras=[self.alerting.department_extras])
-        self.components: list[Component] = [self.alerting, self.readiness]
+        self.history = HistoryComponent(self)
+        self.components: list[Component] = [self.alerting, self.readiness, self.history]
         self._stop = asyncio.Event()
         self._dirty: dict[str, CheckState] = {}
         self._tasks: list[asyncio.Task[None]] = []
@@ -152,6 +154,13 @@ class Agent:
             self.metrics.reload_timestamp.set(time.time())
             log.info("config reloaded", extra={"checks": len(new.checks)})
             return True, []
+
+    async def reload_by(self, actor: str) -> tuple[bool, list[str]]:
+        """A reload, noted in the audit trail with who asked for it and the verdict."""
+        ok, errors = await self.reload()
+        verdict = "accepted" if ok else "rejected: " + "; ".join(errors)
+        await self.history.audit(actor, "reload", self.config_path or "<default>", verdict[:1000])
+        return ok, errors
 
     def _reload_failed(self, what: str, errors: list[str]) -> tuple[bool, list[str]]:
         self.metrics.reload_success.set(0)
@@ -266,7 +275,7 @@ async def serve(config: Config, config_path: str | None) -> int:
     reloads: set[asyncio.Task[Any]] = set()
 
     def on_hup() -> None:
-        task = asyncio.ensure_future(agent.reload())
+        task = asyncio.ensure_future(agent.reload_by("SIGHUP"))
         reloads.add(task)
         task.add_done_callback(reloads.discard)
 

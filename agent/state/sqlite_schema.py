@@ -72,4 +72,27 @@ MIGRATIONS: list[str] = [
         value TEXT NOT NULL
     );
     """,
+    # 3: history: every check status change, and the audit trail of what people
+    # did (ack, silence, reload); both pruned past agent.history with old incidents
+    """
+    CREATE TABLE check_history (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        check_name TEXT NOT NULL,
+        at REAL NOT NULL,
+        status TEXT NOT NULL,
+        message TEXT NOT NULL
+    );
+    CREATE INDEX check_history_by_check ON check_history(check_name, at);
+    CREATE INDEX check_history_by_at ON check_history(at);
+    CREATE TABLE audit_log (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        at REAL NOT NULL,
+        actor TEXT NOT NULL,
+        action TEXT NOT NULL,
+        target TEXT NOT NULL,
+        detail TEXT NOT NULL
+    );
+    CREATE INDEX audit_log_by_at ON audit_log(at);
+    CREATE INDEX incidents_by_started ON incidents(started_at);
+    """,
 ]

@@ -18,6 +18,7 @@ from agent.web.auth import GUARD_KEY, LoginGuard, require_operator, require_read
 from agent.web.bodies import MAX_BODY, json_error
 from agent.web.csrf import cross_site_reason
 from agent.web.guard import KEEPALIVE_TIMEOUT, request_in_progress
+from agent.web.history import HistoryApi
 from agent.web.readiness import ReadinessApi
 from agent.web.signals import SignalsApi
 from agent.web.statuspage import render_status_page
@@ -93,8 +94,8 @@ async def api_checks(request: web.Request) -> web.Response:
 
 
 async def reload(request: web.Request) -> web.Response:
-    await require_operator(request, agent_of(request).config.agent.web)
-    ok, errors = await agent_of(request).reload()
+    user = await require_operator(request, agent_of(request).config.agent.web)
+    ok, errors = await agent_of(request).reload_by(user or request.remote or "unknown")
     if not ok:
         return web.json_response({"error": "config rejected", "problems": errors}, status=400)
     return web.json_response({"status": "reloaded"})
@@ -112,6 +113,7 @@ def part_routes(agent: WebHost) -> list[web.RouteDef]:
         *AlertingApi(agent.alerting.service).routes(),
         *ReadinessApi(agent).routes(),
         *SignalsApi(agent).routes(),
+        *HistoryApi(agent, agent.history).routes(),
     ]
 
 

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 if TYPE_CHECKING:
     from agent.alerting_component import AlertingComponent
     from agent.config import Config
+    from agent.history_component import HistoryComponent
     from agent.metrics import AgentMetrics
     from agent.readiness_component import ReadinessComponent
     from agent.results import ResultBook
@@ -40,8 +41,13 @@ class WebHost(Protocol):
     @property
     def readiness(self) -> ReadinessComponent: ...
 
+    @property
+    def history(self) -> HistoryComponent: ...
+
     def readiness_problems(self) -> list[str]: ...
 
     def check_results_json(self) -> list[dict[str, Any]]: ...
 
     async def reload(self) -> tuple[bool, list[str]]: ...
+
+    async def reload_by(self, actor: str) -> tuple[bool, list[str]]: ...
