@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from agent.state.fleet import LocalFleet
 from agent.state.sqlite import Store
 from agent.state.sqlite_alerting import IncidentStore
+from tests.state.pg_fixtures import PgServer, pg_server
+
+__all__ = ["Stores", "pg_server"]
 
 
 @dataclass
@@ -20,30 +25,70 @@ class Stores:
     results: Any
     alerting: Any
     reopen: Callable[[], Any]  # close and open again on the same data (a restart)
+    fleet: Any = None  # agent/state/fleet.py FleetStore
+    # Another agent on the same data (its own connections), or None for an embedded
+    # store, where one agent is the whole fleet.
+    peer: Callable[[], Any] | None = None
+    closers: list[Any] = field(default_factory=list)
 
 
-async def _sqlite(tmp_path: Path) -> Stores:
+async def _sqlite(request: pytest.FixtureRequest, tmp_path: Path) -> Stores:
     store = Store(tmp_path / "state")
     await store.open()
-    stores = Stores(store, IncidentStore(store), lambda: None)
+    alerting = IncidentStore(store)
+    stores = Stores(store, alerting, lambda: None, LocalFleet(alerting))
 
     async def reopen() -> None:
         await stores.results.close()
         fresh = Store(tmp_path / "state")
         await fresh.open()
         stores.results, stores.alerting = fresh, IncidentStore(fresh)
+        stores.fleet = LocalFleet(stores.alerting)
 
     stores.reopen = reopen
     return stores
 
 
-IMPLEMENTATIONS: dict[str, Callable[[Path], Any]] = {"sqlite": _sqlite}
+async def _postgresql(request: pytest.FixtureRequest, tmp_path: Path) -> Stores:
+    from agent.state.postgres import PostgresStore
+
+    server: PgServer = request.getfixturevalue("pg_server")
+    dsn = await asyncio.to_thread(server.new_database)
+
+    async def opened(agent: str) -> PostgresStore:
+        store = PostgresStore(dsn, agent=agent)
+        await store.open()
+        return store
+
+    first = await opened("srv-a")
+    stores = Stores(first, first, lambda: None, first)
+
+    async def reopen() -> None:
+        await stores.results.close()
+        fresh = await opened("srv-a")
+        stores.results = stores.alerting = stores.fleet = fresh
+
+    async def peer() -> PostgresStore:
+        other = await opened(f"srv-peer{len(stores.closers) + 1}")
+        stores.closers.append(other)
+        return other
+
+    stores.reopen, stores.peer = reopen, peer
+    return stores
+
+
+IMPLEMENTATIONS: dict[str, Callable[[pytest.FixtureRequest, Path], Any]] = {
+    "sqlite": _sqlite,
+    "postgresql": _postgresql,
+}
 
 
 @pytest.fixture(params=sorted(IMPLEMENTATIONS))
 async def stores(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Stores]:
-    opened: Stores = await IMPLEMENTATIONS[request.param](tmp_path)
+    opened: Stores = await IMPLEMENTATIONS[request.param](request, tmp_path)
     try:
         yield opened
     finally:
+        for other in opened.closers:
+            await other.close()
         await opened.results.close()

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import time
 
 import pytest
@@ -10,6 +12,7 @@ import pytest
 from agent.state.interface import OutboxUpdate
 from agent.state.sqlite_schema import MIGRATIONS
 from alerting.model import CheckTrack, EngineState, Event, Incident, Notification, Outcome, Silence
+from tests.helpers import async_wait_until
 from tests.state.conftest import Stores
 
 T0 = 1_767_261_600.0
@@ -158,3 +161,75 @@ async def test_a_failed_persist_leaves_nothing_and_can_be_retried(stores: Stores
     good = Outcome(incidents={1: state.incidents[1]}, notifications=[note("a/d/s/1/0", "hook")])
     await stores.alerting.persist(good, state)
     assert [r.dedup_key for r in await stores.alerting.head("hook", 10)] == ["a/d/s/1/0"]
+
+
+async def test_two_claimers_racing_for_queued_notifications_never_share_one(
+    stores: Stores,
+) -> None:
+    """Delivery claims (FOR UPDATE SKIP LOCKED in a shared store): two agents, or two
+    lanes of one agent, claiming at once take disjoint rows, and together all."""
+    keys = [f"a/d/s/1/{i}" for i in range(20)]
+    past = time.time() - 60
+    notes = [Notification(k, "hook", 1, "firing", past, {"dedup_key": k}) for k in keys]
+    await stores.alerting.persist(Outcome(notifications=notes), EngineState())
+    other = await stores.peer() if stores.peer else stores.fleet
+    for _ in range(5):  # several rounds: each a real race between two connections
+        a, b = await asyncio.gather(stores.fleet.claim("hook", 2), other.claim("hook", 2))
+        assert not {r.id for r in a} & {r.id for r in b}, "one row claimed twice"
+    rest_a, rest_b = await asyncio.gather(stores.fleet.claim("hook", 50), other.claim("hook", 50))
+    assert not {r.id for r in rest_a} & {r.id for r in rest_b}
+    # Nothing was delivered: every row is still pending, only claimed, and all were taken.
+    assert len(await stores.alerting.head("hook", 50)) == 20
+    assert await stores.fleet.claim("hook", 50) == [], "a claim lasts until it is released"
+
+
+async def test_a_claim_lapses_and_a_recorded_row_is_not_claimed_again(stores: Stores) -> None:
+    past = time.time() - 60
+    notes = [Notification(f"k{i}", "hook", 1, "firing", past, {}) for i in range(2)]
+    await stores.alerting.persist(Outcome(notifications=notes), EngineState())
+    first = await stores.fleet.claim("hook", 1, hold=0.2)
+    assert [r.dedup_key for r in first] == ["k0"], "oldest first"
+    other = await stores.peer() if stores.peer else stores.fleet
+    assert [r.dedup_key for r in await other.claim("hook", 5)] == ["k1"], "k0 is held"
+    # The claimer died mid-send: once its claim lapses another takes the row again.
+    again = await async_wait_until(lambda: other.claim("hook", 5), timeout=10, what="lapse")
+    assert [r.dedup_key for r in again] == ["k0"]
+    now = time.time()
+    await stores.alerting.record([OutboxUpdate(again[0], "delivered", 1, now, done_at=now)])
+    assert await other.claim("hook", 5) == [], "k0 is delivered, k1 still held"
+    assert [r.dedup_key for r in await stores.alerting.head("hook", 5)] == ["k1"]
+
+
+async def test_two_agents_racing_for_the_engine_lease_one_wins_and_fencing(
+    stores: Stores,
+) -> None:
+    """The engine lease: a conditional update on database time. Exactly one of two
+    racing agents takes it; the other takes it only after it lapses, with a higher
+    token, and then the deposed holder's writes are refused."""
+    if stores.peer is None:
+        # An embedded store is a fleet of one: its agent always holds the lease.
+        a, b = await asyncio.gather(stores.fleet.take_lease(1.0), stores.fleet.take_lease(1.0))
+        assert a == b == 1
+        return
+    from agent.state.postgres import FencedError
+
+    other = await stores.peer()
+    for _ in range(5):
+        a, b = await asyncio.gather(stores.fleet.take_lease(0.5), other.take_lease(0.5))
+        assert (a is None) != (b is None), f"exactly one holder, got tokens {a} and {b}"
+        holder, waiting, token = (stores.fleet, other, a) if a else (other, stores.fleet, b)
+        assert await holder.take_lease(0.5) == token, "renewal keeps the token"
+        assert await waiting.take_lease(0.5) is None
+        taken = await async_wait_until(
+            functools.partial(waiting.take_lease, 0.5), timeout=10, what="lapse"
+        )
+        assert taken == token + 1, "a new holder gets a new token"
+        holder.fence, waiting.fence = token, taken
+        state = EngineState(next_incident_id=2)
+        state.incidents[1] = incident()
+        with pytest.raises(FencedError):
+            await holder.persist(Outcome(incidents={1: state.incidents[1]}), state)
+        assert (await waiting.load_state()).incidents == {}, "a refused write leaves nothing"
+        await waiting.persist(Outcome(checks={}), state)
+        await waiting.release_lease()  # a clean stop: the next round races afresh
+        holder.fence = waiting.fence = None

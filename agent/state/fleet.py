@@ -1,0 +1,63 @@
+"""What a store offers a fleet beyond agent/state/interface.py: the engine lease and
+delivery claims.
+
+PostgreSQL (agent/state/postgres.py) implements them across agents on the
+database's clock. An agent alone on SQLite is trivially a fleet of one: it always
+holds the lease (token 1), and claims only keep its own concurrent lanes from
+taking the same row twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any, Protocol
+
+from agent.state.interface import OutboxRow
+
+
+class FleetStore(Protocol):
+    async def now(self) -> float: ...
+
+    async def take_lease(self, ttl: float) -> int | None: ...
+
+    async def release_lease(self) -> None: ...
+
+    async def claim(self, channel: str, limit: int, hold: float = 60.0) -> list[OutboxRow]: ...
+
+
+class HeadSource(Protocol):
+    async def head(self, channel: str, limit: int) -> list[OutboxRow]: ...
+
+
+class LocalFleet:
+    """The fleet operations of a single agent on an embedded store."""
+
+    TOKEN = 1
+
+    def __init__(self, outbox: HeadSource, clock: Any = time.time) -> None:
+        self._outbox = outbox
+        self._clock = clock
+        self._claimed: dict[int, float] = {}  # row id -> claimed until (monotonic)
+        self._lock = asyncio.Lock()
+
+    async def now(self) -> float:
+        return float(self._clock())
+
+    async def take_lease(self, ttl: float) -> int | None:
+        return self.TOKEN
+
+    async def release_lease(self) -> None:
+        return None
+
+    async def claim(self, channel: str, limit: int, hold: float = 60.0) -> list[OutboxRow]:
+        async with self._lock:
+            now, mono = self._clock(), time.monotonic()
+            self._claimed = {k: v for k, v in self._claimed.items() if v > mono}
+            rows = await self._outbox.head(channel, limit + len(self._claimed))
+            taken = [
+                r for r in rows if r.id not in self._claimed and r.next_attempt_at <= now
+            ][:limit]
+            for r in taken:
+                self._claimed[r.id] = mono + hold
+            return taken
