@@ -10,6 +10,7 @@ import difflib
 from typing import Any
 
 from agent.config import After, parse_after
+from agent.crossref_people import PeopleRefs
 from agent.yamlsource import LocDict, LocList, Problem, locate
 from checks.registry import CHECK_TYPES
 from core.durations import format_duration, parse_duration
@@ -49,10 +50,12 @@ class _Refs:
         checks = self._check_names()
         channels = self._channel_names()
         self._depends_on(checks)
+        self.people_refs = PeopleRefs(self.root, self.add, channels)
         self._departments(checks, channels)
         agent = self.root.get("agent")
         if isinstance(agent, LocDict):
             self._ladder(("agent", "default_escalation"), agent.get("default_escalation"), channels)
+        self.people_refs.run()
         return self.problems
 
     def _check_names(self) -> set[str]:
@@ -158,10 +161,8 @@ class _Refs:
     def _ladder(self, path: tuple[Any, ...], steps: Any, channels: set[str]) -> None:
         for s, step in _items(steps):
             for n, name in _names(step.get("notify")):
-                if name not in channels:
-                    self.add(
-                        (*path, s, "notify", n), f"unknown channel {name!r}" + _hint(name, channels)
-                    )
+                # A channel, person:NAME or rotation:NAME (agent/crossref_people.py).
+                self.people_refs.target((*path, s, "notify", n), name)
 
     def _after_needs(self, d: int, dept: LocDict) -> None:
         """A step `after: rto` needs every system of the department to have an rto."""

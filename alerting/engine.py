@@ -28,6 +28,7 @@ from alerting.model import (
 from alerting.mute import muted_by, next_window_edge
 from alerting.payload import build_payload, dedup_key
 from alerting.plan import Plan, Unit, build_plan
+from alerting.rotation import SEP, recipient, split_target
 
 FAILING = frozenset({"critical", "unknown"})
 # Statuses that count towards `failures_before_alert`: an unreachable system is down too.
@@ -402,7 +403,8 @@ class IncidentEngine:
         out: Outcome,
     ) -> None:
         step = unit.ladder[index]
-        channels = tuple(step.notify)
+        # Resolved now: the person on duty when the step fires is the one paged.
+        channels = self.plan.targets(tuple(step.notify), now)
         for name in channels:
             if name not in incident.notified:
                 incident.notified.append(name)
@@ -448,9 +450,29 @@ class IncidentEngine:
         if kind != "acknowledged" and self._groupable(incident):
             payload["group_key"] = incident.root
             due_at = now + self.plan.group_wait
-        return [
-            Notification(key, name, incident.id, kind, now, payload, due_at) for name in channels
-        ]
+        out = []
+        for target in channels:
+            channel, person = split_target(target)
+            if person is None:
+                out.append(Notification(key, channel, incident.id, kind, now, payload, due_at))
+            else:
+                mine = self._to_person(key, person, payload)
+                out.append(
+                    Notification(mine["dedup_key"], channel, incident.id, kind, now, mine, due_at)
+                )
+        return out
+
+    def _to_person(self, key: str, person: str, payload: dict[str, Any]) -> dict[str, Any]:
+        """One person's copy: their address in the payload, their own dedup key (two
+        people on one channel are two messages), and their own group."""
+        mine = dict(payload)
+        known = self.plan.people.get(person)
+        mine["recipient"] = recipient(person, known) if known else {"id": person, "name": person}
+        mine["dedup_key"] = f"{key}/to-{person}"
+        mine["grouped"] = [mine["dedup_key"]]
+        if "group_key" in mine:
+            mine["group_key"] = f"{mine['group_key']}{SEP}{person}"
+        return mine
 
     def _by_key(self) -> dict[UnitKey, Incident]:
         return {(i.department, i.system): i for i in self.state.incidents.values()}

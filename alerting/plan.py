@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
 from agent.config import Config, EscalationStep
+from agent.people_config import Person, Rotation
 from checks.base import CheckConfig
 
 
@@ -56,6 +57,20 @@ class Plan:
     units_of_check: dict[str, tuple[tuple[str | None, str], ...]]
     dependents: dict[str, tuple[str, ...]] = field(default_factory=dict)  # check -> its dependents
     group_wait: float = 0.0
+    people: dict[str, Person] = field(default_factory=dict)
+    rotations: dict[str, Rotation] = field(default_factory=dict)
+
+    def targets(self, entries: tuple[str, ...], now: float) -> tuple[str, ...]:
+        """Notify entries as targets: channels, and "channel#person" for people and for
+        whoever a rotation has on duty at `now`."""
+        from alerting.rotation import resolve
+
+        out: list[str] = []
+        for entry in entries:
+            for target in resolve(entry, self.people, self.rotations, self.timezone, now):
+                if target not in out:
+                    out.append(target)
+        return tuple(out)
 
 
 STORE_CHECK = "vaktpost-state-store"
@@ -134,6 +149,8 @@ def build_plan(config: Config) -> Plan:
         units_of_check={k: tuple(v) for k, v in by_check.items()},
         dependents=_dependents(config),
         group_wait=config.agent.group_wait,
+        people=dict(config.people),
+        rotations=dict(config.rotations),
     )
 
 

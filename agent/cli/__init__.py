@@ -22,7 +22,7 @@ Handler = Callable[["argparse.Namespace"], int]
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from agent.cli import drill, local, readiness, remote
+    from agent.cli import drill, local, people, readiness, remote
 
     parser = OneLineParser(
         prog="vaktpost", description="Monitoring agent for municipal continuity."
@@ -32,7 +32,13 @@ def build_parser() -> argparse.ArgumentParser:
         "Subparsers[argparse.ArgumentParser]",
         parser.add_subparsers(dest="command", required=True, parser_class=OneLineParser),
     )
-    for register in (local.register, readiness.register, drill.register, remote.register):
+    for register in (
+        local.register,
+        readiness.register,
+        drill.register,
+        remote.register,
+        people.register,
+    ):
         register(sub)
     return parser
 

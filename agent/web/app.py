@@ -18,6 +18,7 @@ from agent.web.auth import GUARD_KEY, LoginGuard, require_operator, require_read
 from agent.web.bodies import MAX_BODY, json_error
 from agent.web.csrf import cross_site_reason
 from agent.web.guard import KEEPALIVE_TIMEOUT, request_in_progress
+from agent.web.oncall import OncallApi
 from agent.web.history import HistoryApi
 from agent.web.readiness import ReadinessApi
 from agent.web.signals import SignalsApi
@@ -113,6 +114,7 @@ def part_routes(agent: WebHost) -> list[web.RouteDef]:
         *AlertingApi(agent.alerting.service).routes(),
         *ReadinessApi(agent).routes(),
         *SignalsApi(agent).routes(),
+        *OncallApi(agent).routes(),
         *HistoryApi(agent, agent.history).routes(),
     ]
 

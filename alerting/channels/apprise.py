@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import re
 from typing import TYPE_CHECKING, Annotated, Any, Literal
+from urllib.parse import quote
 
 from pydantic import Field
 
@@ -20,6 +21,7 @@ from alerting.channels.interface import (
     RetryableError,
     classify_status,
 )
+from alerting.channels.recipient import fill
 
 if TYPE_CHECKING:
     import apprise
@@ -42,19 +44,20 @@ class AppriseChannel:
         self.name = name
         self.config = config
 
-    def _build(self) -> apprise.Apprise:
+    def _build(self, payload: dict[str, Any]) -> apprise.Apprise:
         # Imported on first use: apprise and its plugins cost ~15 MB of RSS, paid
         # only by agents that configure an apprise channel.
         import apprise
 
         notifier = apprise.Apprise()
         for index, url in enumerate(self.config.urls):
-            if not notifier.add(url):
+            # Quoted: an address like anna+jour@kommun.se must stay one query value.
+            if not notifier.add(fill(url, payload, self.name, lambda v: quote(v, safe="@"))):
                 raise PermanentError(f"apprise URL #{index + 1} is not valid")
         return notifier
 
     async def send(self, payload: dict[str, Any]) -> None:
-        notifier = self._build()
+        notifier = self._build(payload)
         text = payload.get("text") or ""
         title, _, body = text.partition("\n")
         statuses: list[int] = []

@@ -16,6 +16,7 @@ from pydantic import Field
 
 from alerting.channels.base import ChannelConfig
 from alerting.channels.interface import PermanentError, RetryableError
+from alerting.channels.recipient import fill
 
 PERMANENT_EXITS = frozenset({64, 65, 77, 78, 126, 127})
 
@@ -32,10 +33,11 @@ class CommandChannel:
 
     async def send(self, payload: dict[str, Any]) -> None:
         program = self.config.argv[0]
+        argv = [fill(arg, payload, self.name) for arg in self.config.argv]
         body = json.dumps(payload, ensure_ascii=False).encode()
         try:
             proc = await asyncio.create_subprocess_exec(
-                *self.config.argv,
+                *argv,
                 stdin=asyncio.subprocess.PIPE,
                 stdout=asyncio.subprocess.DEVNULL,
                 stderr=asyncio.subprocess.PIPE,
