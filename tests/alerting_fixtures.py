@@ -8,7 +8,7 @@ import socket
 import threading
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from aiohttp import web
 
@@ -169,10 +169,16 @@ class TcpTarget:
     to a closed ephemeral port succeeds, and turns an outage into a flap).
     """
 
+    # Every target, so that tests/conftest.py releases each one when its test (or,
+    # for a module fixture's, the session) ends: a target left to the garbage
+    # collector may lose its socket before its own __del__ runs (ResourceWarning).
+    created: ClassVar[list[TcpTarget]] = []
+
     def __init__(self) -> None:
         self._sock = self._bound(0)
         self.port = int(self._sock.getsockname()[1])
         self._listening = False
+        TcpTarget.created.append(self)
 
     @staticmethod
     def _bound(port: int) -> socket.socket:
@@ -202,13 +208,6 @@ class TcpTarget:
 
     def __exit__(self, *exc: object) -> None:
         self.release()
-
-    def __del__(self) -> None:
-        # Tests rarely release a target; its socket is closed here rather than
-        # left to the socket's own finalizer, which warns (ResourceWarning).
-        sock = getattr(self, "_sock", None)
-        if sock is not None:
-            sock.close()
 
 
 class ThreadedReceiver:

@@ -18,7 +18,7 @@ from alerting.channels.apprise import AppriseConfig
 from alerting.channels.base import ChannelConfig
 from alerting.channels.command import CommandChannelConfig
 from alerting.channels.interface import Channel, PermanentError, RetryableError
-from alerting.channels.registry import build_channel
+from alerting.channels.registry import CHANNEL_CONFIGS, build_channel
 from alerting.channels.webhook import WebhookConfig
 
 SECRET = "Sup3rS3cretT0ken"
@@ -79,7 +79,27 @@ def apprise_json(port: int) -> ChannelConfig:
     return AppriseConfig(type="apprise", urls=(f"json://user:{SECRET}@127.0.0.1:{port}/p",))
 
 
-HTTP_CHANNELS: list[Callable[[int], ChannelConfig]] = [webhook, alertmanager, apprise_json]
+# Every registered channel type, and the contract test it passes. A new type in
+# alerting/channels/registry.py fails test_every_registered_channel_has_a_contract
+# until it is listed here (and so runs the contract).
+HTTP_CONTRACT: dict[str, Callable[[int], ChannelConfig]] = {
+    "webhook": webhook,
+    "alertmanager": alertmanager,
+    "apprise": apprise_json,
+}
+OTHER_CONTRACTS = {
+    "command": "test_command_channel_contract",
+    "log": "test_log_channel_never_fails",
+}
+HTTP_CHANNELS: list[Callable[[int], ChannelConfig]] = list(HTTP_CONTRACT.values())
+
+
+def test_every_registered_channel_has_a_contract() -> None:
+    assert sorted([*HTTP_CONTRACT, *OTHER_CONTRACTS]) == sorted(CHANNEL_CONFIGS)
+    for type_name, make in HTTP_CONTRACT.items():
+        assert make(1).type == type_name
+    for test_name in OTHER_CONTRACTS.values():
+        assert callable(globals()[test_name])
 
 
 @pytest.mark.parametrize("make", HTTP_CHANNELS, ids=lambda f: f.__name__)
