@@ -76,6 +76,14 @@ class WebConfig(BaseModel):
         return self
 
 
+class FleetConfig(BaseModel):
+    """agent.fleet: how agents sharing one store (agent.store) tell each other they live."""
+
+    model_config = _FROZEN
+    # Silence longer than this moves an agent's checks and the engine lease; renewed at a third.
+    lease: Annotated[Duration, Field(ge=3, le=600)] = 15.0
+
+
 class Heartbeat(BaseModel):
     model_config = _FROZEN
     url: str
@@ -224,6 +232,28 @@ class AgentConfig(BaseModel):
     external_url: str | None = None
     # How long status changes, incidents and the audit trail are kept (pruned past it).
     history: Annotated[Duration, Field(ge=86400, le=3660 * 86400)] = 400 * 86400.0
+    # A shared state store (PostgreSQL) for a fleet; None: SQLite under state_dir, alone.
+    store: str | None = None
+    store_password_file: str | None = None
+    fleet: FleetConfig = FleetConfig()
+
+    @field_validator("store")
+    @classmethod
+    def _store(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        from urllib.parse import urlsplit
+
+        parts = urlsplit(value)
+        if parts.scheme not in ("postgresql", "postgres") or not (parts.hostname or parts.query):
+            raise ValueError("use postgresql://user@host[:port]/database[?sslmode=...]")
+        # The URL is shown in errors and the fleet API: the password lives elsewhere.
+        if parts.password is not None or "password=" in parts.query:
+            raise ValueError(
+                "the store URL must not carry a password: use agent.store_password_file,"
+                " PGPASSWORD or ~/.pgpass"
+            )
+        return value
 
     @field_validator("listen")
     @classmethod
