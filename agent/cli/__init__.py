@@ -40,6 +40,9 @@ def build_parser() -> argparse.ArgumentParser:
         people.register,
     ):
         register(sub)
+    from agent.cli import report
+
+    report.register(sub)
     return parser
 
 
