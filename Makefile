@@ -5,23 +5,33 @@ BIN    := $(VENV)/bin
 
 .PHONY: run test lint venv bench clean
 
-venv: $(VENV)/.installed
+# Two stamps: the runtime alone (`make run`), and the runtime plus the test tools.
+RUNTIME := $(VENV)/.runtime-installed
+TOOLS   := $(VENV)/.test-installed
 
-$(VENV)/.installed: pyproject.toml
+venv: $(TOOLS)
+
+$(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
+
+$(RUNTIME): pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet -e .
+	touch $@
+
+$(TOOLS): $(RUNTIME)
 	$(BIN)/pip install --quiet -e '.[test]'
 	touch $@
 
-run: venv
+run: $(RUNTIME)
 	$(BIN)/vaktpost run
 
-test: venv
+test: $(TOOLS)
 	$(BIN)/pytest -q
 
-lint: venv
+lint: $(TOOLS)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy agent checks alerting
+	$(BIN)/mypy core agent checks alerting tests bench
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
