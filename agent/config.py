@@ -16,7 +16,7 @@ from core.durations import Duration, Interval, Timeout, parse_duration
 from core.names import Name
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from agent.people_config import Drill, Person, Rotation
+from agent.people_config import Person, Rotation
 from alerting.channels.base import ChannelConfig
 from alerting.channels.registry import CHANNEL_CONFIGS
 from checks.base import CheckConfig
@@ -228,8 +228,6 @@ class AgentConfig(BaseModel):
     default_escalation: tuple[EscalationStep, ...] = ()
     # Notifications of one root cause that come due within this window go out as one.
     group_wait: Annotated[Duration, Field(ge=0, le=3600)] = 10.0
-    # Where people reach this agent from their phones: ack links are built on it.
-    external_url: str | None = None
     # How long status changes, incidents and the audit trail are kept (pruned past it).
     history: Annotated[Duration, Field(ge=86400, le=3660 * 86400)] = 400 * 86400.0
     # A shared state store (PostgreSQL) for a fleet; None: SQLite under state_dir, alone.
@@ -304,7 +302,6 @@ class Config(BaseModel):
     maintenance: tuple[Maintenance, ...] = ()
     people: dict[Name, Person] = {}
     rotations: dict[Name, Rotation] = {}
-    drills: tuple[Drill, ...] = ()
 
     def check(self, name: str) -> CheckConfig:
         for c in self.checks:
