@@ -17,8 +17,8 @@ from tests.alerting_fixtures import Timeline, base_config
 TZ = "Europe/Stockholm"
 
 
-def utc(*args: int) -> float:
-    return datetime(*args, tzinfo=UTC).timestamp()
+def utc(year: int, month: int, day: int, hour: int = 0, minute: int = 0, second: int = 0) -> float:
+    return datetime(year, month, day, hour, minute, second, tzinfo=UTC).timestamp()
 
 
 def weekly(**extra: object) -> Rotation:
