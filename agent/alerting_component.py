@@ -21,7 +21,9 @@ class AlertingComponent:
     def __init__(self, host: Host) -> None:
         self.host = host
         self.service = AlertingService(
-            host.config, host.store, healthy=lambda: host.runtime.healthy
+            host.config,
+            getattr(host, "shared_store", None) or host.store,  # agent.store: the fleet's
+            healthy=lambda: host.runtime.healthy,
         )
         self._collector = AlertingCollector(
             lambda: self.service.engine,

@@ -24,7 +24,9 @@ from agent.metrics import AgentMetrics
 from agent.readiness_component import ReadinessComponent
 from agent.results import CheckState, ResultBook
 from agent.runtime import Runtime
+from agent.state.fleet import build_store
 from agent.state.metrics import StoreCollector
+from agent.state.postgres import PostgresStore, PostgresStoreError
 from agent.state.sqlite import Store, StoreError
 from agent.state.sqlite_alerting import read_state
 from agent.web.app import build_app, part_routes
@@ -42,11 +44,15 @@ class Agent:
         self.config_path = config_path
         self.book = ResultBook()
         self.metrics = AgentMetrics(self.book)
+        # SQLite under state_dir; with agent.store it keeps only this agent's history,
+        # and everything shared (results, check state, incidents, the outbox) is there.
         self.store = Store(config.agent.state_dir)
+        built = build_store(config.agent)
+        self.shared_store = built if isinstance(built, PostgresStore) else None
         self.ctx = CheckContext(
             Path(config.agent.state_dir),
             config.agent.name,
-            store=self.store,
+            store=self.shared_store or self.store,
             timezone=config.agent.timezone,
         )
         self.runtime = Runtime(
@@ -73,7 +79,10 @@ class Agent:
         # The daemon is the store's one writer: it alone may replace a damaged store.
         await self.store.open(recover=True, verify=(read_state,))
         self.store.start_probe()
-        self.metrics.registry.register(StoreCollector(self.store))
+        if self.shared_store is not None:
+            await self.shared_store.open()
+            self.shared_store.start_probe()
+        self.metrics.registry.register(StoreCollector(self.shared_store or self.store))
         self.book.listeners.append(self._mark_dirty)
         self.runtime.apply(self.config.checks)
         for component in self.components:
@@ -121,6 +130,8 @@ class Agent:
         await self._flush_results()
         if self._runner is not None:
             await self._runner.cleanup()
+        if self.shared_store is not None:
+            await self.shared_store.close()
         await self.store.close()
         log.info("vaktpost stopped")
 
@@ -180,10 +191,11 @@ class Agent:
     # -- state for readers -----------------------------------------------------
     def readiness_problems(self) -> list[str]:
         problems = []
-        if not self.store.is_open:
+        store = self.shared_store or self.store
+        if not store.is_open:
             problems.append("state store is not open")
-        elif not self.store.writable:
-            problems.append(f"state store cannot write: {self.store.last_error}")
+        elif not store.writable:
+            problems.append(f"state store cannot write: {store.last_error}")
         return problems
 
     def check_results_json(self) -> list[dict[str, Any]]:
@@ -217,7 +229,7 @@ class Agent:
                 data["finished_at"] = state.result.finished_at
                 rows.append((name, state.config.type, data))
         try:
-            await self.store.save_results(rows)
+            await (self.shared_store or self.store).save_results(rows)
         except Exception as exc:  # the store may be full or gone: keep running, say so
             log.error("could not persist results", extra={"error": str(exc)})
 
@@ -282,7 +294,7 @@ async def serve(config: Config, config_path: str | None) -> int:
     loop.add_signal_handler(signal.SIGHUP, on_hup)
     try:
         await agent.startup()
-    except (OSError, StoreError) as exc:
+    except (OSError, StoreError, PostgresStoreError) as exc:
         log.error("cannot start", extra={"error": str(exc)})
         await agent.shutdown()
         return 1

@@ -16,8 +16,9 @@ from collections.abc import Callable, Coroutine
 from typing import Any
 
 from agent.config import Config
+from agent.state.fleet import alerting_store
+from agent.state.postgres import PostgresStore
 from agent.state.sqlite import Store
-from agent.state.sqlite_alerting import IncidentStore
 from alerting.channels.alertmanager import AlertmanagerConfig
 from alerting.channels.interface import Channel, DeliveryError
 from alerting.channels.registry import build_channel
@@ -37,14 +38,15 @@ class AlertingService:
     def __init__(
         self,
         config: Config,
-        store: Store,
+        store: Store | PostgresStore,
         backoff: Backoff | None = None,
         clock: Callable[[], float] = time.time,
         healthy: Callable[[], bool] = lambda: True,
     ) -> None:
         self.config = config
         self.healthy = healthy  # the check scheduler's health: gates the heartbeat
-        self.store = IncidentStore(store)
+        self.store = alerting_store(store)
+        self.raw_store = store
         self.backoff = backoff
         self.clock = clock
         self.engine: IncidentEngine | None = None
@@ -226,7 +228,7 @@ class AlertingService:
     def store_verdict(self, now: float) -> tuple[str, str]:
         """The state store as a check: critical while it cannot write, and for a day
         after a damaged store was moved aside (so the operator is told by incident)."""
-        raw = self.store.store
+        raw = self.raw_store
         if not getattr(raw, "writable", True):
             error = getattr(raw, "last_error", "") or "writes fail"
             return "critical", f"state store cannot write: {error}"

@@ -11,9 +11,14 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-from agent.state.interface import OutboxRow
+from agent.state.interface import AlertingStore, OutboxRow
+from agent.state.sqlite import Store
+
+if TYPE_CHECKING:
+    from agent.config import AgentConfig
+    from agent.state.postgres import PostgresStore
 
 
 class FleetStore(Protocol):
@@ -55,9 +60,30 @@ class LocalFleet:
             now, mono = self._clock(), time.monotonic()
             self._claimed = {k: v for k, v in self._claimed.items() if v > mono}
             rows = await self._outbox.head(channel, limit + len(self._claimed))
-            taken = [
-                r for r in rows if r.id not in self._claimed and r.next_attempt_at <= now
-            ][:limit]
+            taken = [r for r in rows if r.id not in self._claimed and r.next_attempt_at <= now][
+                :limit
+            ]
             for r in taken:
                 self._claimed[r.id] = mono + hold
             return taken
+
+
+def build_store(agent: AgentConfig) -> Store | PostgresStore:
+    """The store agent.store names: PostgreSQL for a fleet, else SQLite under state_dir."""
+    if agent.store is None:
+        return Store(agent.state_dir)
+    from agent.state.postgres import PostgresStore, read_password_file
+
+    password = None
+    if agent.store_password_file is not None:
+        password = read_password_file(agent.store_password_file)
+    return PostgresStore(agent.store, password=password, agent=agent.name)
+
+
+def alerting_store(store: Store | PostgresStore) -> AlertingStore:
+    """The alerting side of a store: SQLite's is a wrapper, PostgreSQL's is the store."""
+    from agent.state.sqlite_alerting import IncidentStore
+
+    if isinstance(store, Store):
+        return IncidentStore(store)
+    return store

@@ -7,13 +7,14 @@ from collections.abc import Iterator
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from agent.state.postgres import PostgresStore
 from agent.state.sqlite import Store
 
 P = "vaktpost_"
 
 
 class StoreCollector(Collector):
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store | PostgresStore) -> None:
         self._store = store
 
     def collect(self) -> Iterator[Metric]:
