@@ -280,7 +280,11 @@ def sd_notify(message: str) -> None:
 
 
 async def serve(config: Config, config_path: str | None) -> int:
-    agent = Agent(config, config_path)
+    try:
+        agent = Agent(config, config_path)
+    except PostgresStoreError as exc:  # an unreadable store_password_file
+        log.error("cannot start", extra={"error": str(exc)})
+        return 1
     loop = asyncio.get_running_loop()
     loop.add_signal_handler(signal.SIGTERM, agent.request_stop)
     loop.add_signal_handler(signal.SIGINT, agent.request_stop)
