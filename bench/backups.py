@@ -37,9 +37,10 @@ import psutil
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from cryptography.hazmat.primitives.poly1305 import Poly1305
 
-from agent import readiness, readiness_render
+from agent import readiness
 from agent.config import Config
 from agent.configload import ConfigError, load_config, load_config_text
+from agent.web import readiness_render
 from checks.base import CheckContext, CheckResult, MemoryStateStore
 from checks.borg import BorgCheck, BorgConfig
 from checks.restic import ResticCheck, ResticConfig

@@ -223,8 +223,8 @@ async def test_repost_bookkeeping_stays_bounded(tmp_path: Path) -> None:
     Open incidents are re-posted every repost_interval; resolved ones are forgotten."""
     import json
 
+    from agent.state.sqlite import Store
     from alerting.service import AlertingService
-    from alerting.store import Store
     from tests.alerting_fixtures import Receiver
 
     receiver = Receiver()

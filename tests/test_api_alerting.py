@@ -14,7 +14,7 @@ import aiohttp
 import bcrypt
 import pytest
 
-from agent.auth import is_loopback
+from agent.web.auth import is_loopback
 from tests.helpers import ROOT, daemon, free_port, vaktpost_cmd, wait_until
 
 PASSWORD = "correct horse battery"

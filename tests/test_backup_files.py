@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from alerting.store import Store
+from agent.state.sqlite import Store
 from checks.backup_files import BackupFilesCheck, BackupFilesConfig
 from checks.base import CheckContext, MemoryStateStore, Status
 from checks.filescan import parse_size

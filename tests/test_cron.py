@@ -19,9 +19,9 @@ from hypothesis import strategies as st
 
 from agent.config import Maintenance
 from agent.configload import ConfigError
-from agent.cron import CronSchedule, cron_schedule, parse_cron
 from alerting.engine import IncidentEngine
 from alerting.mute import in_window, next_window_edge
+from core.cron import CronSchedule, cron_schedule, parse_cron
 from tests.alerting_fixtures import Timeline, base_config
 from tests.helpers import ROOT, VAKTPOST
 

@@ -14,10 +14,10 @@ from typing import Any
 import pytest
 
 import alerting.engine as engine_module
+from agent.state.sqlite import Store
 from alerting.engine import IncidentEngine
 from alerting.payload import build_payload
 from alerting.service import AlertingService
-from alerting.store import Store
 from tests.alerting_fixtures import Timeline, config_from
 from tests.helpers import async_wait_until
 

@@ -9,14 +9,14 @@ from typing import Any
 
 import pytest
 
+from agent.state.sqlite import Store
+from agent.state.sqlite_alerting import IncidentStore
 from alerting.channels.base import ChannelConfig
 from alerting.channels.interface import Channel
 from alerting.channels.registry import build_channel
 from alerting.channels.webhook import WebhookConfig
-from alerting.incident_store import IncidentStore
 from alerting.model import EngineState, Notification, Outcome
 from alerting.outbox import Backoff, Outbox
-from alerting.store import Store
 from tests.alerting_fixtures import Receiver
 from tests.helpers import async_wait_until
 

@@ -11,10 +11,10 @@ import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 
 from agent.config import Config
+from agent.state.sqlite import Store
 from alerting.metrics import AlertingCollector
 from alerting.outbox import Backoff
 from alerting.service import AlertingService
-from alerting.store import Store
 from tests.alerting_fixtures import Receiver, config_from
 from tests.helpers import async_wait_until, free_port
 

@@ -20,7 +20,7 @@ from agent.readiness import report
 from agent.readiness_component import ReadinessComponent
 from agent.results import ResultBook
 from agent.runtime import start_offset
-from alerting.store import Store
+from agent.state.sqlite import Store
 from checks.base import CheckResult, Status
 from tests.helpers import AgentProcess, free_port, wait_until
 

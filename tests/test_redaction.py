@@ -20,7 +20,7 @@ from agent import logs
 from checks.base import CheckContext, CheckResult, Status
 from checks.http import HttpCheck
 from checks.http_config import HttpConfig
-from checks.redact import describe_file, printable, redact_text, redact_url
+from core.redact import describe_file, printable, redact_text, redact_url
 from tests.helpers import ROOT, VAKTPOST, free_port, wait_until
 
 SECRET = "S3cr3tPW"

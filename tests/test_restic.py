@@ -14,7 +14,7 @@ import pytest
 
 from agent.results import ResultBook
 from agent.runtime import Runtime
-from alerting.store import Store
+from agent.state.sqlite import Store
 from checks import backup_tool
 from checks.base import CheckContext, MemoryStateStore, Status
 from checks.restic import ResticCheck, ResticConfig

@@ -12,9 +12,9 @@ from typing import Any
 
 import pytest
 
+from agent.state.sqlite_alerting import OutboxRow
 from alerting import grouping
 from alerting.engine import IncidentEngine
-from alerting.incident_store import OutboxRow
 from alerting.model import EngineState, Notification
 from tests.alerting_fixtures import Timeline, config_from
 
@@ -237,8 +237,10 @@ def test_recovery_of_the_root_resolves_everyone_in_one_message() -> None:
 def test_a_check_with_no_dependents_is_not_held() -> None:
     tl = timeline(fleet_yaml(2) + "\n")
     text = fleet_yaml(2).replace(
-        "checks:\n", "checks:\n  - {name: lone, type: tcp, host: 127.0.0.1, port: 1,"
-        " failures_before_alert: 1}\n", 1
+        "checks:\n",
+        "checks:\n  - {name: lone, type: tcp, host: 127.0.0.1, port: 1,"
+        " failures_before_alert: 1}\n",
+        1,
     )
     tl = timeline(text)
     tl.result("lone", "critical")
@@ -333,9 +335,7 @@ checks:
 
 
 def test_muted_repeats_do_not_use_up_repeat_numbers() -> None:
-    text = BASE.format(checks="web").replace(
-        "    escalation:", "    repeat: 10m\n    escalation:"
-    )
+    text = BASE.format(checks="web").replace("    escalation:", "    repeat: 10m\n    escalation:")
     tl = timeline(text)
     tl.result("web", "critical")
     tl.engine.add_silence({"check": "web"}, T0 + 60, T0 + 35 * 60, "", "")

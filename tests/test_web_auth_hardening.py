@@ -18,10 +18,10 @@ import bcrypt
 import pytest
 from aiohttp import web
 
-from agent.auth import GUARD_KEY, MAX_FAILURES, LoginGuard, bcrypt_cost, client_key
 from agent.configload import load_config_text
-from agent.web import build_app
-from agent.webguard import GuardedSite
+from agent.web.app import build_app
+from agent.web.auth import GUARD_KEY, MAX_FAILURES, LoginGuard, bcrypt_cost, client_key
+from agent.web.guard import GuardedSite
 from tests.helpers import daemon, free_port, wait_until
 
 if TYPE_CHECKING:

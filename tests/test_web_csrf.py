@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 import bcrypt
 import pytest
 
-from agent.csrf import TokenSigner
+from agent.web.csrf import TokenSigner
 from tests.alerting_fixtures import log_records
 from tests.helpers import daemon, free_port, wait_until
 

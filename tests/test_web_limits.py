@@ -24,7 +24,7 @@ from pathlib import Path
 import pytest
 from aiohttp import web
 
-from agent.webguard import HEAD_TIMEOUT, KEEPALIVE_TIMEOUT, GuardedSite, _rate_limit_accept_errors
+from agent.web.guard import HEAD_TIMEOUT, KEEPALIVE_TIMEOUT, GuardedSite, _rate_limit_accept_errors
 from tests.alerting_fixtures import log_records
 from tests.helpers import ROOT, async_wait_until, free_port, vaktpost_cmd, wait_until
 
@@ -200,7 +200,7 @@ async def test_at_the_limit_the_quietest_idle_connection_makes_room() -> None:
 
     app = web.Application()
     app.router.add_get("/slow", slow)
-    from agent.web import errors_as_json  # marks connections busy, as in the agent
+    from agent.web.app import errors_as_json  # marks connections busy, as in the agent
 
     app.middlewares.append(errors_as_json)
     runner = web.AppRunner(app, access_log=None)

@@ -24,8 +24,8 @@ from typing import Any
 import pytest
 from aiohttp import ClientSession, web
 
-from agent.auth import is_loopback, require_operator
 from agent.config import WebConfig
+from agent.web.auth import is_loopback, require_operator
 from tests.alerting_fixtures import http_get
 from tests.helpers import daemon, free_port, require_binary, skip_or_fail, wait_until
 

@@ -15,21 +15,6 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 PACKAGES = ("core", "checks", "alerting", "agent")
 TOP = ("agent.web", "agent.cli", "agent.daemon")
-# Old module paths kept as aliases while tests move to the new ones.
-ALIASES = {
-    "agent.auth",
-    "agent.csrf",
-    "agent.webguard",
-    "agent.statuspage",
-    "agent.readiness_render",
-    "agent.signals_component",
-    "agent.cron",
-    "alerting.api",
-    "alerting.store",
-    "alerting.incident_store",
-    "alerting.store_damage",
-    "alerting.store_metrics",
-}
 
 
 def modules() -> dict[str, Path]:
@@ -38,7 +23,7 @@ def modules() -> dict[str, Path]:
         for path in (ROOT / package).rglob("*.py"):
             name = ".".join(path.relative_to(ROOT).with_suffix("").parts)
             found[name.removesuffix(".__init__")] = path
-    return {n: p for n, p in found.items() if n not in ALIASES}
+    return found
 
 
 def graph() -> dict[str, set[str]]:

@@ -21,10 +21,10 @@ from typing import Any
 
 import pytest
 
-from alerting.incident_store import read_state
+from agent.state.damage import wal_damage
+from agent.state.sqlite import Store, StoreError
+from agent.state.sqlite_alerting import read_state
 from alerting.plan import STORE_CHECK
-from alerting.store import Store, StoreError
-from alerting.store_damage import wal_damage
 from tests.alerting_fixtures import TcpTarget, ThreadedReceiver
 from tests.conftest import wait_until
 from tests.faults.store_fixtures import AGENT, StoreDaemon, incident_id, write_config

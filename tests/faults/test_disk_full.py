@@ -21,9 +21,9 @@ from pathlib import Path
 
 import pytest
 
-from alerting.incident_store import IncidentStore, OutboxUpdate
+from agent.state.sqlite import Store
+from agent.state.sqlite_alerting import IncidentStore, OutboxUpdate
 from alerting.model import EngineState, Notification, Outcome
-from alerting.store import Store
 from tests.alerting_fixtures import CI, TcpTarget, ThreadedReceiver
 from tests.conftest import wait_until
 from tests.faults.store_fixtures import AGENT, StoreDaemon, write_config
