@@ -22,7 +22,7 @@ from agent.web.oncall import OncallApi
 from agent.web.history import HistoryApi
 from agent.web.readiness import ReadinessApi
 from agent.web.signals import SignalsApi
-from agent.web.statuspage import render_status_page
+from agent.web.statuspage import console_of, render_status_page
 
 if TYPE_CHECKING:
     from agent.web.host import WebHost
@@ -104,7 +104,7 @@ async def reload(request: web.Request) -> web.Response:
 
 async def status_page(request: web.Request) -> web.Response:
     await require_reader(request, agent_of(request).config.agent.web)
-    html = render_status_page(agent_of(request))
+    html = await render_status_page(agent_of(request), request)
     return web.Response(text=html, content_type="text/html", charset="utf-8")
 
 
@@ -116,6 +116,7 @@ def part_routes(agent: WebHost) -> list[web.RouteDef]:
         *SignalsApi(agent).routes(),
         *OncallApi(agent).routes(),
         *HistoryApi(agent, agent.history).routes(),
+        *console_of(agent).routes(),
     ]
 
 

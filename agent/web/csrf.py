@@ -26,6 +26,7 @@ WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 TOKEN_TTL = 3600.0
 _MACHINE = "vaktpost_machine_to_machine"
+_FORM = "vaktpost_form_with_token"
 H = TypeVar("H", bound=Callable[..., Any])
 
 
@@ -54,6 +55,14 @@ def machine_to_machine(handler: H) -> H:
     return handler
 
 
+def form_with_token(handler: H) -> H:
+    """Marks a handler that takes a browser form (the console's ack button): exempt
+    from the JSON-only rule because it checks a signed token from `TokenSigner`
+    itself; Origin and Referer must still name this server."""
+    setattr(handler, _FORM, True)
+    return handler
+
+
 def cross_site_reason(request: web.Request) -> str | None:
     """Why this write may have come from another site, or None when it may run."""
     if request.method not in WRITE_METHODS:
@@ -61,7 +70,8 @@ def cross_site_reason(request: web.Request) -> str | None:
     if getattr(request.match_info.handler, _MACHINE, False):
         return None
     ctype = request.headers.get("Content-Type", "")
-    if ctype.partition(";")[0].strip().lower() != "application/json":
+    form = getattr(request.match_info.handler, _FORM, False)
+    if not form and ctype.partition(";")[0].strip().lower() != "application/json":
         return "writes need Content-Type: application/json"
     own = request_origin(request)
     origin = request.headers.get("Origin")
