@@ -328,6 +328,7 @@ class IncidentEngine:
         out = Outcome()
         elapsed = now - incident.started_at
         self._breaches(incident, unit, elapsed, out)
+        self._refresh(incident, unit, now, out)
         if incident.acked_at is not None:
             if unit.ack_expires is None or now < incident.acked_at + unit.ack_expires:
                 return out
@@ -356,6 +357,26 @@ class IncidentEngine:
             suffix = f"{current}/repeat-{incident.repeats}"
             self._send_step(incident, unit, current, "repeat", suffix, now, out)
         return out
+
+    def _refresh(self, incident: Incident, unit: Unit, now: float, out: Outcome) -> None:
+        """Channels that forget what is not re-sent (Alertmanager drops an alert not
+        posted again within its resolve_timeout) get the current state again, through
+        the outbox like any notification: retried, recorded, with fallbacks."""
+        for name in incident.notified:
+            every = self._refresh_every(name)
+            if every is None:
+                continue
+            last = incident.refreshed.get(name, incident.last_notified_at or incident.started_at)
+            if now - last < every:
+                continue
+            incident.refreshed[name] = now
+            out.incidents[incident.id] = incident
+            suffix = f"{incident.current_step}/refresh-{int(now)}"
+            out.notifications += self._notify(unit, incident, (name,), "refresh", suffix, now)
+
+    def _refresh_every(self, name: str) -> float | None:
+        config = self.config.channels.get(name)  # `CHANNEL#person` entries are never refreshed
+        return config.refresh_every() if config is not None else None
 
     def _expire_ack(self, incident: Incident, now: float, out: Outcome) -> None:
         incident.acked_at = None
@@ -447,7 +468,7 @@ class IncidentEngine:
             self.plan, unit, incident, self.state.checks, kind, key, now, message, self._by_key()
         )
         due_at = None
-        if kind != "acknowledged" and self._groupable(incident):
+        if kind not in ("acknowledged", "refresh") and self._groupable(incident):
             payload["group_key"] = incident.root
             due_at = now + self.plan.group_wait
         out = []
@@ -563,6 +584,11 @@ class IncidentEngine:
             unit = self.plan.units.get((incident.department, incident.system))
             if unit is not None:
                 times += _incident_times(incident, unit)
+                for name in incident.notified:
+                    every = self._refresh_every(name)
+                    if every is not None:
+                        base = incident.last_notified_at or incident.started_at
+                        times.append(incident.refreshed.get(name, base) + every)
         if self.state.incidents:
             times += [s.ends_at for s in self.state.silences.values()]
             times += [s.starts_at for s in self.state.silences.values()]

@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
-NotificationKind = Literal["firing", "repeat", "acknowledged", "resolved"]
+NotificationKind = Literal["firing", "repeat", "acknowledged", "resolved", "refresh"]
 EventKind = Literal[
     "opened",
     "notify",
@@ -66,6 +66,7 @@ class Incident:
     rto_breached: bool = False
     mtpd_breached: bool = False
     resolved_at: float | None = None
+    refreshed: dict[str, float] = field(default_factory=dict)  # channel -> last re-send
 
     @property
     def is_open(self) -> bool:

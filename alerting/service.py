@@ -19,8 +19,7 @@ from agent.config import Config
 from agent.state.fleet import alerting_store
 from agent.state.postgres import PostgresStore
 from agent.state.sqlite import Store
-from alerting.channels.alertmanager import AlertmanagerConfig
-from alerting.channels.interface import Channel, DeliveryError
+from alerting.channels.interface import Channel
 from alerting.channels.registry import build_channel
 from alerting.engine import IncidentEngine
 from alerting.model import Incident, Outcome, Silence
@@ -62,7 +61,6 @@ class AlertingService:
         self._commit_lock = asyncio.Lock()
         self._tasks: list[asyncio.Task[None]] = []
         self._selfwatch: list[asyncio.Task[None]] = []
-        self._reposted: dict[tuple[int, str], float] = {}
         # vaktpost_engine_errors_total: engine calls rolled back, loops restarted.
         self.engine_errors = 0
         self._last_error_log: dict[str, float] = {}
@@ -79,7 +77,6 @@ class AlertingService:
         self._spawn(self._supervised("tick", self._tick_forever))
         self._spawn(self._supervised("commit", self._commit_forever))
         self._spawn(self._supervised("outbox refresh", self._refresh_pending_forever))
-        self._spawn(self._supervised("alertmanager re-post", self._repost_forever))
         self._spawn(self._supervised("store watch", self._watch_store_forever))
         self._start_selfwatch()
         log.info("alerting started", extra={"open_incidents": len(state.incidents)})
@@ -285,50 +282,6 @@ class AlertingService:
             await self.outbox.settle_removed(self.removed_fallbacks)
         except Exception:
             log.exception("could not settle rows of removed channels")
-
-    async def _repost_forever(self) -> None:
-        """Alertmanager forgets alerts not re-posted: re-post open ones (not via the outbox)."""
-        while True:
-            await asyncio.sleep(1.0)
-            await self.repost_due(self.clock())
-
-    @property
-    def repost_entries(self) -> int:
-        """How many (incident, channel) re-post times are kept (bounded by open incidents)."""
-        return len(self._reposted)
-
-    async def repost_due(self, now: float) -> None:
-        """One re-post round; forgets the bookkeeping of incidents no longer open."""
-        if self.engine is None:
-            return
-        incidents = list(self.engine.state.incidents.values())
-        for incident in incidents:
-            for name in incident.notified:
-                await self._repost(incident, name, now)
-        live = {(i.id, name) for i in incidents for name in i.notified}
-        for key in [k for k in self._reposted if k not in live]:
-            del self._reposted[key]
-
-    async def _repost(self, incident: Incident, name: str, now: float) -> None:
-        config = self.config.channels.get(name)
-        channel = self.channels.get(name)
-        if not isinstance(config, AlertmanagerConfig) or channel is None or self.engine is None:
-            return
-        last = self._reposted.get((incident.id, name))
-        if last is None:
-            self._reposted[(incident.id, name)] = now  # the outbox just sent it
-            return
-        if now - last < config.repost_interval:
-            return
-        self._reposted[(incident.id, name)] = now
-        payload = self.engine.current_payload(incident, now)
-        if payload is not None:
-            try:
-                await channel.send(payload)
-            except DeliveryError as exc:
-                log.warning(
-                    "alertmanager re-post failed", extra={"channel": name, "error": str(exc)}
-                )
 
     def _restart_selfwatch(self) -> None:
         """A reload may change or remove the heartbeat and the peers: start them afresh."""

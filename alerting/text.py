@@ -12,6 +12,7 @@ _T = {
     "sv": {
         "firing": "LARM",
         "repeat": "PÅMINNELSE",
+        "refresh": "LARM",
         "acknowledged": "KVITTERAT",
         "resolved": "ÅTGÄRDAT",
         "down": "{what} är nere sedan {since} ({downtime}).",
@@ -36,6 +37,7 @@ _T = {
     "en": {
         "firing": "ALERT",
         "repeat": "REMINDER",
+        "refresh": "ALERT",
         "acknowledged": "ACKNOWLEDGED",
         "resolved": "RESOLVED",
         "down": "{what} has been down since {since} ({downtime}).",

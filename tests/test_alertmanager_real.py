@@ -218,47 +218,38 @@ checks:
 """
 
 
-async def test_repost_bookkeeping_stays_bounded(tmp_path: Path) -> None:
-    """No Alertmanager needed: a recording receiver stands in for /api/v2/alerts.
-    Open incidents are re-posted every repost_interval; resolved ones are forgotten."""
-    import json
+def test_reposts_are_notifications_through_the_outbox() -> None:
+    """Re-posting is a capability of the alertmanager channel config: the engine emits
+    a `refresh` notification every repost_interval while an incident is open (acked
+    or not), which the outbox delivers like any other (retry, record, fallback);
+    nothing is re-posted once it resolves, and nothing is kept for it."""
+    from tests.alerting_fixtures import Timeline
 
-    from agent.state.sqlite import Store
-    from alerting.service import AlertingService
-    from tests.alerting_fixtures import Receiver
-
-    receiver = Receiver()
-    await receiver.start()
     names = [f"c{i}" for i in range(5)]
     checks = "\n".join(
         f"  - {{name: {n}, type: tcp, host: 127.0.0.1, port: 1, failures_before_alert: 1}}"
         for n in names
     )
-    config = config_from(REPOST.format(url=f"http://127.0.0.1:{receiver.port}", checks=checks))
-    store = Store(tmp_path)
-    await store.open()
-    service = AlertingService(config, store)
-    service.engine = IncidentEngine(config)
-    service.channels = {"am": build_channel("am", config.channels["am"])}
-    now = 1_700_000_000.0
-    try:
-        for _ in range(40):  # 200 incidents, at most 5 open at once
-            for name in names:
-                service.observe(name, "critical", "down", now)
-            await service.repost_due(now)  # the outbox just sent them: no re-post yet
-            before = len(receiver.received)
-            now += 61
-            await service.repost_due(now)
-            reposted = [json.loads(body)[0] for body in receiver.bodies[before:]]
-            assert len(reposted) == 5, "every open incident is re-posted after the interval"
-            assert all(a["annotations"]["status"] == "firing" for a in reposted)
-            assert service.repost_entries == 5
-            for name in names:
-                service.observe(name, "ok", "fine", now)
-            await service.repost_due(now)
-            assert service.repost_entries == 0, "resolved incidents must be forgotten"
-        assert service.engine.state.next_incident_id == 201
-    finally:
-        await service.channels["am"].close()
-        await store.close()
-        await receiver.stop()
+    config = config_from(REPOST.format(url="http://127.0.0.1:9/", checks=checks))
+    start = 1_700_000_000.0
+    tl = Timeline(IncidentEngine(config), start)
+    for name in names:
+        tl.result(name, "critical")
+    tl.advance_to(59)
+    assert tl.sent("refresh") == [], "the first post was just sent"
+    tl.advance_to(61)
+    refreshes = [n for n in tl.notifications if n.kind == "refresh"]
+    assert len(refreshes) == 5 and {n.channel for n in refreshes} == {"am"}
+    assert all(n.payload["status"] == "firing" for n in refreshes)
+    assert len({n.dedup_key for n in refreshes}) == 5
+    first = next(iter(tl.engine.state.incidents.values()))
+    tl.take(tl.engine.acknowledge(first.id, "anna", "", tl.now))
+    tl.advance_to(122)
+    acked = [n for n in tl.notifications if n.kind == "refresh" and n.incident_id == first.id]
+    assert acked[-1].payload["status"] == "acknowledged", "acknowledged ones keep being posted"
+    for name in names:
+        tl.result(name, "ok")
+    before = len(tl.sent("refresh"))
+    tl.advance_to(600)
+    assert len(tl.sent("refresh")) == before, "nothing is re-posted after recovery"
+    assert tl.engine.state.incidents == {}

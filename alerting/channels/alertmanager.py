@@ -30,6 +30,9 @@ class AlertmanagerConfig(ChannelConfig):
     # Alertmanager expires alerts not re-posted within resolve_timeout.
     repost_interval: Annotated[Duration, Field(gt=0)] = 60.0
 
+    def refresh_every(self) -> float | None:
+        return self.repost_interval
+
 
 def to_alert(payload: dict[str, Any]) -> dict[str, Any]:
     text = payload.get("text") or ""

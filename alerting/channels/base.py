@@ -20,3 +20,11 @@ class ChannelConfig(BaseModel):
     fallback: tuple[str, ...] = ()
     timeout: Annotated[Duration, Field(gt=0)] = 10.0
     concurrency: Annotated[int, Field(ge=1, le=64)] = 2
+
+    def refresh_every(self) -> float | None:
+        """Seconds between re-sends of an open incident's state; None: never.
+
+        A capability of the channel type (Alertmanager forgets alerts that are not
+        posted again); the engine emits the re-sends and the outbox delivers them.
+        """
+        return None
