@@ -15,7 +15,9 @@ from zoneinfo import ZoneInfo
 
 import jinja2
 from aiohttp import web
+from markupsafe import Markup
 
+from agent.web import readiness_render
 from agent.web.csrf import TokenSigner, form_with_token
 from agent.web.history import availability, incident_document
 from alerting.mute import in_window
@@ -54,6 +56,7 @@ TEXT: dict[str, dict[str, str]] = {
         "acknowledged": "Kvitterad", "status": "Status", "ready": "redo", "not_ready": "ej redo",
         "back": "Till översikten", "language": "In English", "other": "en",
         "started": "Startade", "duration": "Varaktighet", "root": "Grundorsak",
+        "readiness": "Säkerhetskopior och återläsning i detalj",
     },
     "en": {
         "normal": "Normal", "degraded": "Degraded", "rto_breached": "RTO breached",
@@ -71,6 +74,7 @@ TEXT: dict[str, dict[str, str]] = {
         "acknowledged": "Acknowledged", "status": "Status", "ready": "ready",
         "not_ready": "not ready", "back": "Back to the overview", "language": "På svenska",
         "other": "sv", "started": "Started", "duration": "Duration", "root": "Root cause",
+        "readiness": "Backups and restore tests in detail",
     },
 }  # fmt: skip
 
@@ -248,6 +252,7 @@ class ConsolePages:
             token=self.signer.issue(user or "local") if operator else "",
             human=human, when=lambda ts: local_time(ts, host.config.agent.timezone),
             parse_ts=_parse_ts, now=now,
+            readiness_html=Markup(readiness_render.section(doc, lang)),
         )  # fmt: skip
 
     async def incident_page(self, request: web.Request) -> web.Response:
