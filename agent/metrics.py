@@ -133,7 +133,7 @@ class CheckExposition:
             for state in self.book.states.values():
                 for metric in state.config.metric_facts.values():
                     members.setdefault(metric, []).append(state)
-                if state.config.type == "command":
+                if state.config.has_perfdata:
                     members.setdefault(_PERFDATA[0], []).append(state)
             self._members, self._members_of = members, self.book.states
         return self._members

@@ -17,14 +17,6 @@ from checks.base import CheckConfig, CheckResult
 from core.humanize import ago, duration, rfc3339, size
 from core.status import Status
 
-BACKUP_TYPES = {
-    "backup_files": "file",
-    "restic": "snapshot",
-    "borg": "archive",
-    "push": "successful run",
-}
-# A job's own success report is all there is to judge: no repository check or restore test.
-REPORTED = frozenset({"push"})
 # A system is down while one of its checks is critical, or unreachable: its users
 # cannot reach it either, whatever the cause (DESIGN, Incidents and escalation).
 DOWN = frozenset({Status.CRITICAL, Status.UNREACHABLE})
@@ -47,11 +39,11 @@ def _checks_by_name(config: Config) -> dict[str, CheckConfig]:
 
 
 def _verification(check: CheckConfig, facts: Mapping[str, float], now: float) -> list[str]:
-    if check.type in REPORTED:
+    if check.backup_kind == "reported":  # a job's own report is all there is to judge
         return []
     ok = facts.get("verify_ok")
     passed_at = facts.get("verified_at")
-    if check.type == "backup_files":
+    if check.backup_kind == "files":
         if getattr(check, "checksum_file", None) is None:
             return []
         if ok == 0.0:
@@ -75,7 +67,7 @@ def _verification(check: CheckConfig, facts: Mapping[str, float], now: float) ->
 def _restore(
     check: CheckConfig, ref: BackupRef, facts: Mapping[str, float], now: float
 ) -> list[str]:
-    if check.type == "backup_files" or check.type in REPORTED:
+    if check.backup_kind != "repository":
         return []  # a plain file is its own restore; DESIGN asks no restore test of it
     if facts.get("restore_ok") == 0.0:
         return [f"last restore test failed ({ago(now, facts['restore_test_at'])})"]
@@ -91,7 +83,7 @@ def _restore(
 
 
 def _file_shape(check: CheckConfig, facts: Mapping[str, float]) -> list[str]:
-    if check.type != "backup_files":
+    if check.backup_kind != "files":
         return []
     reasons = []
     min_size = getattr(check, "min_size", 0)
@@ -112,8 +104,8 @@ def backup_reasons(
 ) -> list[str]:
     if check is None:
         return [f"check {ref.check} is not configured"]
-    noun = BACKUP_TYPES.get(check.type)
-    if noun is None:
+    noun = check.backup_noun
+    if not check.is_backup:
         return [f"check {ref.check} is a {check.type} check, not a backup check"]
     if result is None:
         return ["no result recorded yet: the check has not run"]

@@ -100,7 +100,7 @@ def _spec(check: CheckConfig) -> CheckSpec:
         successes_before_recovery=check.successes_before_recovery,
         labels=dict(check.labels),
         depends_on=tuple(check.depends_on),
-        is_link=check.type == "link",
+        is_link=check.is_uplink,
     )
 
 

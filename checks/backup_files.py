@@ -42,6 +42,8 @@ class BackupFilesConfig(CheckConfig):
 
     metric_facts: ClassVar[dict[str, str]] = dict(BACKUP_METRICS)
     is_backup: ClassVar[bool] = True
+    backup_kind: ClassVar[str] = "files"
+    backup_noun: ClassVar[str] = "file"
 
 
 class BackupFilesCheck:

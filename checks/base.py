@@ -134,6 +134,14 @@ class CheckConfig(BaseModel):
     type_defaults: ClassVar[Mapping[str, float]] = {}
     # May stand in a system's `backups:` (readiness judges its age against the RPO).
     is_backup: ClassVar[bool] = False
+    # What readiness verifies of a backup: "files" (size, shrink, a checksum file),
+    # "repository" (repository check and restore test), "reported" (a job's own report).
+    backup_kind: ClassVar[str] = ""
+    backup_noun: ClassVar[str] = ""  # what its newest item is called: "snapshot", "file" ...
+    # A `link` check: the internet uplink, which decides the requires_internet fallback.
+    is_uplink: ClassVar[bool] = False
+    # Its results carry plugin perfdata (vaktpost_check_perfdata).
+    has_perfdata: ClassVar[bool] = False
 
 
 class CheckStateStore(Protocol):

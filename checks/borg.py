@@ -8,7 +8,7 @@ import re
 import shlex
 from datetime import datetime
 from pathlib import Path
-from typing import Literal
+from typing import ClassVar, Literal
 
 from checks.backup_tool import ToolError, ToolOutput, run_tool, scan_lines, summarize, tool_failure
 from checks.base import CheckType
@@ -57,6 +57,7 @@ _KNOWN = [
 
 class BorgConfig(RepositoryConfig):
     type: Literal["borg"]
+    backup_noun: ClassVar[str] = "archive"
     glob_archives: str | None = None  # e.g. "srv-db-*" when several machines share a repo
     verify_data: bool = False  # `borg check --verify-data`: reads and decrypts every chunk
 

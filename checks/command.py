@@ -8,7 +8,7 @@ import os
 import re
 import signal
 from dataclasses import dataclass
-from typing import Annotated, Literal
+from typing import Annotated, ClassVar, Literal
 
 from pydantic import Field
 
@@ -25,6 +25,7 @@ _UNIT_SCALE = {"ms": 0.001, "us": 1e-6, "KB": 1e3, "MB": 1e6, "GB": 1e9, "TB": 1
 
 class CommandConfig(CheckConfig):
     type: Literal["command"]
+    has_perfdata: ClassVar[bool] = True
     argv: Annotated[tuple[str, ...], Field(min_length=1)]
 
 

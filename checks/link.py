@@ -77,6 +77,7 @@ def target_check(target: str, timeout: float, ctx: CheckContext) -> Check:
 
 class LinkConfig(CheckConfig):
     type: Literal["link"]
+    is_uplink: ClassVar[bool] = True
     targets: Annotated[tuple[str, ...], Field(min_length=1)]
     quorum: Annotated[int, Field(ge=1)] = 1
 

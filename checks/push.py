@@ -52,6 +52,8 @@ class PushConfig(CheckConfig):
     # The state changes only when a job reports: one bad verdict is already confirmed.
     type_defaults: ClassVar[Mapping[str, float]] = {"failures_before_alert": 1}
     is_backup: ClassVar[bool] = True
+    backup_kind: ClassVar[str] = "reported"
+    backup_noun: ClassVar[str] = "successful run"
 
     @field_validator("schedule")
     @classmethod

@@ -47,6 +47,7 @@ class RepositoryConfig(CheckConfig):
     # ping's 10 s would kill them. Hourly is plenty for a daily backup's RPO.
     type_defaults: ClassVar[Mapping[str, float]] = {"timeout": 3600.0, "interval": 3600.0}
     is_backup: ClassVar[bool] = True
+    backup_kind: ClassVar[str] = "repository"
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,7 @@ import os
 import re
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, ClassVar, Literal
 
 from pydantic import Field, field_validator
 
@@ -29,6 +29,7 @@ _GLOB_SPECIAL = re.compile(r"([*?\[\\])")
 
 class ResticConfig(RepositoryConfig):
     type: Literal["restic"]
+    backup_noun: ClassVar[str] = "snapshot"
     host: str | None = None
     tags: tuple[str, ...] = ()
     paths: tuple[str, ...] = ()
