@@ -163,6 +163,7 @@ def drill_payloads(result: DrillResult, run_id: str, language: str) -> list[dict
         seen.add(note.dedup_key)
         payload = dict(note.payload)
         payload["drill"] = True
+        payload["ack_code"] = payload["ack_url"] = None  # the simulated incident's, not real
         payload["dedup_key"] = f"{note.dedup_key}/drill-{run_id}"
         payload["text"] = drill_text(payload["text"], note.incident_id, language=language)
         payloads.append(payload)

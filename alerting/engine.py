@@ -14,6 +14,7 @@ from functools import partial
 from typing import Any
 
 from agent.config import Config
+from alerting.ackcodes import assign_code
 from alerting.model import (
     CheckTrack,
     EngineState,
@@ -211,37 +212,62 @@ class IncidentEngine:
             del self.state.silences[sid]
         return out
 
-    def acknowledge(self, incident_id: int, by: str, comment: str, now: float) -> Outcome:
+    def acknowledge(
+        self,
+        incident_id: int,
+        by: str,
+        comment: str,
+        now: float,
+        via: str = "",
+        person: str | None = None,
+    ) -> Outcome:
+        """`via` (sms, link, api, cli) lands in the event and the notice; `person` (an id
+        of `people`) also gets the acknowledged notice through their own channels."""
         incident = self.state.incidents.get(incident_id)
         if incident is None:
             raise KeyError(incident_id)
-        out = self._guarded(incident, lambda: self._acknowledge(incident, by, comment, now))
+        out = self._guarded(
+            incident, lambda: self._acknowledge(incident, by, comment, now, via, person)
+        )
         if out.errors:
             raise RuntimeError(out.errors[0])
         return out
 
-    def _acknowledge(self, incident: Incident, by: str, comment: str, now: float) -> Outcome:
+    def incident_by_code(self, code: str) -> Incident | None:
+        for incident in self.state.incidents.values():
+            if incident.ack_code and incident.ack_code == code:
+                return incident
+        return None
+
+    def _acknowledge(
+        self, incident: Incident, by: str, comment: str, now: float, via: str, person: str | None
+    ) -> Outcome:
         again = incident.acked_at is not None
         incident.acked_by, incident.acked_at, incident.ack_comment = by or "unknown", now, comment
+        incident.ack_via = via
         incident.acks += 1
         out = Outcome(incidents={incident.id: incident})
+        how = f" via {via}" if via else ""
         out.events.append(
             Event(
                 now,
                 "acknowledged",
                 incident.id,
                 incident.current_step,
-                message=f"{incident.acked_by}: {comment}".rstrip(": "),
+                message=f"{incident.acked_by}{how}: {comment}".rstrip(": "),
             )
         )
         unit = self.plan.units.get((incident.department, incident.system))
+        if unit is None or self._muted(incident, now):
+            return out
         # A re-ack (a second person, a new comment) is recorded, but people already
-        # told it was acknowledged are not told again.
-        if unit is not None and not again and not self._muted(incident, now):
+        # told it was acknowledged are not told again; the person who acked is.
+        told = [] if again else list(incident.notified)
+        if person is not None:
+            told += [t for t in self.plan.targets((f"person:{person}",), now) if t not in told]
+        if told:
             suffix = f"ack-{incident.acks}"
-            out.notifications += self._notify(
-                unit, incident, incident.notified, "acknowledged", suffix, now
-            )
+            out.notifications += self._notify(unit, incident, told, "acknowledged", suffix, now)
         return out
 
     def add_silence(
@@ -276,6 +302,8 @@ class IncidentEngine:
         incident = Incident(
             self.state.next_incident_id, unit.department, unit.system, now, checks=failing
         )
+        taken = {i.ack_code for i in self.state.incidents.values()}
+        incident.ack_code = assign_code(f"{self.plan.agent}/{incident.id}", taken)
         self.state.next_incident_id += 1
         self.state.incidents[incident.id] = incident
         out = Outcome(incidents={incident.id: incident})

@@ -62,11 +62,14 @@ class Incident:
     acked_by: str | None = None
     acked_at: float | None = None
     ack_comment: str = ""
+    ack_via: str = ""  # how the last ack came: sms, link, api, cli
     acks: int = 0
     rto_breached: bool = False
     mtpd_breached: bool = False
     resolved_at: float | None = None
     refreshed: dict[str, float] = field(default_factory=dict)  # channel -> last re-send
+    # The short code an SMS reply names ("K 4711"), unique among open incidents.
+    ack_code: str = ""
 
     @property
     def is_open(self) -> bool:

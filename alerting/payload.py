@@ -36,8 +36,10 @@ def build_payload(
     now: float,
     message: str = "",
     incidents: Mapping[tuple[str | None, str], Incident] | None = None,
+    ack_url: str | None = None,
 ) -> dict[str, Any]:
-    """`incidents` (open ones by system) gives each impacted system its own clock."""
+    """`incidents` (open ones by system) gives each impacted system its own clock;
+    `ack_url` is the signed ack link of a firing notice (alerting/acklinks.py)."""
     end = incident.resolved_at if incident.resolved_at is not None else now
     down = max(0.0, end - incident.started_at)
     status = "resolved" if kind == "resolved" else incident.status
@@ -72,9 +74,11 @@ def build_payload(
         ],
         "caused_by": incident.caused_by,
         "grouped": [key],
-        "ack_code": None,
-        "ack_url": None,
+        "ack_code": (incident.ack_code or None) if kind in ("firing", "repeat") else None,
+        "ack_url": ack_url if kind in ("firing", "repeat") else None,
         "acknowledged_by": incident.acked_by,
+        "acknowledged_via": incident.ack_via or None if incident.acked_by else None,
+        "ack_comment": incident.ack_comment if incident.acked_by else "",
         "message": message,
         "agent": plan.agent,
         "created_at": rfc3339(now),

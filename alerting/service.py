@@ -13,6 +13,7 @@ import logging
 import time
 from collections import Counter
 from collections.abc import Callable, Coroutine
+from dataclasses import dataclass
 from typing import Any
 
 from agent.config import Config
@@ -189,11 +190,35 @@ class AlertingService:
             for name in {n.channel for n in out.notifications}:
                 self.outbox.wake(name)
 
-    async def acknowledge(self, incident_id: int, by: str, comment: str) -> Incident:
+    async def acknowledge(
+        self, incident_id: int, by: str, comment: str, via: str = "", person: str | None = None
+    ) -> Incident:
         assert self.engine is not None
-        self.enqueue(self.engine.acknowledge(incident_id, by, comment, self.clock()))
+        now = self.clock()
+        self.enqueue(self.engine.acknowledge(incident_id, by, comment, now, via, person))
         await self.commit()
         return self.engine.state.incidents[incident_id]
+
+    async def acknowledge_code(self, text: str, number: str) -> AckReply:
+        """An SMS reply: acknowledges only when a person in `people` sent an open
+        incident's code; anything else is logged and changes nothing."""
+        from alerting.ackcodes import parse_reply, person_by_phone
+
+        assert self.engine is not None
+        person = person_by_phone(self.config.people, number)
+        reply = parse_reply(text)
+        if person is None:
+            return _refused("the sender is not a person in `people`", number)
+        if reply is None:
+            return _refused("the text names no ack code", number)
+        code, comment = reply
+        incident = self.engine.incident_by_code(code)
+        if incident is None:
+            return _refused(f"no open incident has code {code}", number)
+        name = self.config.people[person].name or person
+        await self.acknowledge(incident.id, name, comment, "sms", person)
+        log.info("acknowledged by sms", extra={"incident": incident.id, "person": person})
+        return AckReply(True, f"incident {incident.id} acknowledged by {name}", incident.id)
 
     async def add_silence(
         self, matchers: dict[str, str], starts_at: float, ends_at: float, comment: str, by: str
@@ -318,6 +343,18 @@ class AlertingService:
                     )
                 )
             )
+
+
+@dataclass(frozen=True, slots=True)
+class AckReply:
+    acknowledged: bool
+    message: str
+    incident_id: int | None = None
+
+
+def _refused(why: str, number: str) -> AckReply:
+    log.warning("sms reply changed nothing", extra={"reason": why, "from": number[:32]})
+    return AckReply(False, why)
 
 
 async def _reap(tasks: list[asyncio.Task[None]]) -> None:

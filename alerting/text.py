@@ -30,6 +30,10 @@ _T = {
         "fallback": "Reservrutin",
         "ack": "Kvittera: vaktpost ack {id}  (eller POST /api/v1/incidents/{id}/ack)",
         "acked_by": "Kvitterat av {by}.",
+        "acked_via": "Kvitterat av {by} via {via}.",
+        "ack_comment": "Kommentar: {comment}",
+        "ack_code": "Svara K {code} för att kvittera",
+        "ack_url": "Kvittera via länk: {url}",
         "agent": "Agent",
         "drill": "ÖVNING",
         "drill_note": "Detta är en övning (vaktpost drill), inget verkligt avbrott. Kvittera inte.",
@@ -55,6 +59,10 @@ _T = {
         "fallback": "Fallback routine",
         "ack": "Acknowledge: vaktpost ack {id}  (or POST /api/v1/incidents/{id}/ack)",
         "acked_by": "Acknowledged by {by}.",
+        "acked_via": "Acknowledged by {by} via {via}.",
+        "ack_comment": "Comment: {comment}",
+        "ack_code": "Reply K {code} to acknowledge",
+        "ack_url": "Acknowledge by link: {url}",
         "agent": "Agent",
         "drill": "DRILL",
         "drill_note": "This is a drill (vaktpost drill), not a real outage. Do not acknowledge.",
@@ -107,6 +115,16 @@ def impacted_lines(t: dict[str, str], impacted: list[dict[str, Any]]) -> list[st
     return lines
 
 
+def acked_lines(t: dict[str, str], p: dict[str, Any]) -> list[str]:
+    """Who acknowledged, how (sms, link, api, cli) and what they said."""
+    by, via = p["acknowledged_by"], p.get("acknowledged_via")
+    lines = [t["acked_via"].format(by=by, via=via) if via else t["acked_by"].format(by=by)]
+    comment = (p.get("ack_comment") or "").strip()
+    if comment:
+        lines.append(t["ack_comment"].format(comment=comment))
+    return lines
+
+
 def render(
     p: dict[str, Any], kind: str, *, language: str, timezone: str, started_ts: float, what: str
 ) -> str:
@@ -135,8 +153,12 @@ def render(
     if p["fallback"]:
         lines.append(f"{t['fallback']}: {p['fallback'].strip()}")
     if kind == "acknowledged" and p.get("acknowledged_by"):
-        lines.append(t["acked_by"].format(by=p["acknowledged_by"]))
+        lines += acked_lines(t, p)
     else:
+        if p.get("ack_code"):
+            lines.append(t["ack_code"].format(code=p["ack_code"]))
+        if p.get("ack_url"):
+            lines.append(t["ack_url"].format(url=p["ack_url"]))
         lines.append(t["ack"].format(id=p["incident_id"]))
     lines.append(f"{t['agent']}: {p['agent']}")
     return "\n".join(lines)
@@ -150,7 +172,10 @@ def drill_text(text: str, incident_id: int, *, language: str) -> str:
     """
     t = _T.get(language, _T["sv"])
     ack = t["ack"].format(id=incident_id)
-    lines = [t["drill_note"] if line == ack else line for line in text.splitlines()]
+    # The simulated incident's code and link could be a real incident's: never shown.
+    hints = (t["ack_code"].split("{")[0], t["ack_url"].split("{")[0])
+    kept = [line for line in text.splitlines() if not line.startswith(hints)]
+    lines = [t["drill_note"] if line == ack else line for line in kept]
     if t["drill_note"] not in lines:
         lines.append(t["drill_note"])
     lines[0] = f"[{t['drill']}] {lines[0]}"

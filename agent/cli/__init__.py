@@ -40,9 +40,10 @@ def build_parser() -> argparse.ArgumentParser:
         people.register,
     ):
         register(sub)
-    from agent.cli import report
+    from agent.cli import report, sms
 
     report.register(sub)
+    sms.register(sub)
     return parser
 
 

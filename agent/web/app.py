@@ -13,13 +13,14 @@ from typing import TYPE_CHECKING
 from aiohttp import web
 
 from agent.metrics import CONTENT_TYPE
+from agent.web.ack import AckApi
 from agent.web.alerting import AlertingApi
 from agent.web.auth import GUARD_KEY, LoginGuard, require_operator, require_reader
 from agent.web.bodies import MAX_BODY, json_error
 from agent.web.csrf import cross_site_reason
 from agent.web.guard import KEEPALIVE_TIMEOUT, request_in_progress
-from agent.web.oncall import OncallApi
 from agent.web.history import HistoryApi
+from agent.web.oncall import OncallApi
 from agent.web.readiness import ReadinessApi
 from agent.web.signals import SignalsApi
 from agent.web.statuspage import console_of, render_status_page
@@ -115,6 +116,7 @@ def part_routes(agent: WebHost) -> list[web.RouteDef]:
         *ReadinessApi(agent).routes(),
         *SignalsApi(agent).routes(),
         *OncallApi(agent).routes(),
+        *AckApi(agent).routes(),
         *HistoryApi(agent, agent.history).routes(),
         *console_of(agent).routes(),
     ]
