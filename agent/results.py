@@ -54,7 +54,6 @@ class ResultBook:
     def __init__(self) -> None:
         self.states: dict[str, CheckState] = {}
         self.listeners: list[Listener] = []
-        self.version = 0  # bumped on every change; readers cache on it
 
     def configure(self, checks: tuple[CheckConfig, ...]) -> None:
         """Keep the history of checks whose config is unchanged; forget removed ones."""
@@ -70,14 +69,12 @@ class ResultBook:
                     state.result = previous.result
                     state.runs = previous.runs
                 self.states[config.name] = state
-        self.version += 1
 
     def record(self, name: str, result: CheckResult) -> CheckState | None:
         state = self.states.get(name)
         if state is None:  # removed by a reload while it ran
             return None
         state.record(result)
-        self.version += 1
         for listener in self.listeners:
             listener(state)
         return state

@@ -1,9 +1,10 @@
 """http: one HTTP(S) request (and its redirects) judged against `expect` and TLS rules.
 
-A fresh connection per probe by default, so every probe measures connect and
-TLS like blackbox_exporter does. The connector and session are created per probe
-(about 10 µs) instead of kept: a check has no close hook, and a session left
-open at exit warns. `keepalive: true` keeps one session for the check's life.
+Each check keeps one session, closed by the runtime through `aclose` (on reload,
+after its in-flight probe, and at shutdown). With `keepalive: false` (the
+default) its connector closes every connection after use, so each probe still
+measures connect and TLS like blackbox_exporter does; `keepalive: true` reuses
+connections.
 """
 
 from __future__ import annotations
