@@ -12,8 +12,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal, Union
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from core.durations import Duration, Interval, Timeout, parse_duration
-from core.names import Name
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from agent.people_config import Person, Rotation
@@ -22,6 +20,8 @@ from alerting.channels.registry import CHANNEL_CONFIGS
 from checks.base import CheckConfig
 from checks.registry import CHECK_TYPES
 from core.cron import parse_cron
+from core.durations import Duration, Interval, Timeout, parse_duration
+from core.names import Name
 
 _FROZEN = ConfigDict(frozen=True, extra="forbid")
 
@@ -234,6 +234,22 @@ class AgentConfig(BaseModel):
     store: str | None = None
     store_password_file: str | None = None
     fleet: FleetConfig = FleetConfig()
+    # Where people reach this agent from their phones (a reverse proxy): turns on ack links.
+    external_url: str | None = None
+
+    @field_validator("external_url")
+    @classmethod
+    def _external_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        from urllib.parse import urlsplit
+
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError("use https://host[:port][/path], the address people open")
+        if parts.username or parts.password or parts.query or parts.fragment:
+            raise ValueError("no user, password, query or fragment: links are added to it")
+        return value.rstrip("/")
 
     @field_validator("store")
     @classmethod

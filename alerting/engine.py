@@ -43,6 +43,9 @@ class IncidentEngine:
         self.state = state or EngineState()
         self.config = config
         self.plan: Plan = build_plan(config)
+        # (incident, step, now, person) -> a signed ack link; set by the service when
+        # agent.external_url is configured (the key lives in the store, not here).
+        self.ack_link: Callable[[int, int | None, float, str | None], str] | None = None
 
     def reconfigure(self, config: Config, now: float) -> Outcome:
         """A reload: incidents of systems that are gone resolve (with a notice), the rest
@@ -492,8 +495,20 @@ class IncidentEngine:
         message: str = "",
     ) -> list[Notification]:
         key = dedup_key(self.plan.agent, incident, suffix)
+        link = None
+        if self.ack_link is not None and kind in ("firing", "repeat"):
+            link = self.ack_link(incident.id, incident.current_step, now, None)
         payload = build_payload(
-            self.plan, unit, incident, self.state.checks, kind, key, now, message, self._by_key()
+            self.plan,
+            unit,
+            incident,
+            self.state.checks,
+            kind,
+            key,
+            now,
+            message,
+            self._by_key(),
+            ack_url=link,
         )
         due_at = None
         if kind not in ("acknowledged", "refresh") and self._groupable(incident):
@@ -505,16 +520,22 @@ class IncidentEngine:
             if person is None:
                 out.append(Notification(key, channel, incident.id, kind, now, payload, due_at))
             else:
-                mine = self._to_person(key, person, payload)
+                mine = self._to_person(key, person, payload, now)
                 out.append(
                     Notification(mine["dedup_key"], channel, incident.id, kind, now, mine, due_at)
                 )
         return out
 
-    def _to_person(self, key: str, person: str, payload: dict[str, Any]) -> dict[str, Any]:
+    def _to_person(
+        self, key: str, person: str, payload: dict[str, Any], now: float
+    ) -> dict[str, Any]:
         """One person's copy: their address in the payload, their own dedup key (two
-        people on one channel are two messages), and their own group."""
+        people on one channel are two messages), their own group and ack link."""
         mine = dict(payload)
+        if mine.get("ack_url") and self.ack_link is not None:
+            link = self.ack_link(mine["incident_id"], mine["step"], now, person)
+            mine["text"] = str(mine["text"]).replace(mine["ack_url"], link)
+            mine["ack_url"] = link
         known = self.plan.people.get(person)
         mine["recipient"] = recipient(person, known) if known else {"id": person, "name": person}
         mine["dedup_key"] = f"{key}/to-{person}"

@@ -20,6 +20,7 @@ from agent.config import Config
 from agent.state.fleet import alerting_store
 from agent.state.postgres import PostgresStore
 from agent.state.sqlite import Store
+from alerting.acklinks import LinkSigner
 from alerting.channels.interface import Channel
 from alerting.channels.registry import build_channel
 from alerting.engine import IncidentEngine
@@ -66,11 +67,14 @@ class AlertingService:
         self.engine_errors = 0
         self._last_error_log: dict[str, float] = {}
         self.store_failing = False  # the last persist failed; its outcome waits in _pending
+        self._link_key: bytes | None = None  # never logged: it signs the ack links
+        self.link_signer: LinkSigner | None = None
 
     # -- lifecycle --------------------------------------------------------------------
     async def start(self) -> None:
         state = await self.store.load_state()
         self.engine = IncidentEngine(self.config, state)
+        await self._set_ack_links()
         # The config may have changed while the agent was down: a failing check newly
         # in a system opens its incident, a system that is gone resolves its own.
         self.enqueue(self.engine.reconcile(self.clock()))
@@ -102,6 +106,7 @@ class AlertingService:
         for name in config.channels:
             self.removed_fallbacks.pop(name, None)
         if self.engine is not None:
+            self._spawn(self._set_ack_links())
             self.enqueue(self.engine.reconfigure(config, self.clock()))
         self._spawn(self._reconfigure_outbox())
         self._restart_selfwatch()
@@ -198,6 +203,21 @@ class AlertingService:
         self.enqueue(self.engine.acknowledge(incident_id, by, comment, now, via, person))
         await self.commit()
         return self.engine.state.incidents[incident_id]
+
+    async def _set_ack_links(self) -> None:
+        """Signed ack links in notifications while agent.external_url is set."""
+        from alerting.acklinks import LinkSigner, load_key
+
+        assert self.engine is not None
+        url = self.config.agent.external_url
+        if url is None:
+            self.link_signer = None
+            self.engine.ack_link = None
+            return
+        if self._link_key is None:
+            self._link_key = await load_key(self.raw_store)
+        self.link_signer = LinkSigner(self._link_key, url)
+        self.engine.ack_link = self.link_signer.url
 
     async def acknowledge_code(self, text: str, number: str) -> AckReply:
         """An SMS reply: acknowledges only when a person in `people` sent an open

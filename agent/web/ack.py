@@ -3,13 +3,18 @@
 
 from __future__ import annotations
 
+import html
 import logging
+import time
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
 from agent.web.auth import require_operator
 from agent.web.bodies import read_json
+from agent.web.csrf import form_with_token
+from alerting.acklinks import AckLink, LinkError
+from alerting.model import Incident
 
 if TYPE_CHECKING:
     from agent.web.host import WebHost
@@ -30,7 +35,16 @@ class AckApi:
         self.host = host
 
     def routes(self) -> list[web.RouteDef]:
-        return [web.post("/api/v1/ack-code", self.ack_code)]
+        async def confirm(request: web.Request) -> web.Response:
+            return await self.link_post(request)
+
+        # A form post from the page below: no JSON body type, but Origin and Referer
+        # must still name this server (agent/web/csrf.py), and the token is checked.
+        return [
+            web.post("/api/v1/ack-code", self.ack_code),
+            web.get("/ack/{token}", self.link_get),
+            web.post("/ack/{token}", form_with_token(confirm)),
+        ]
 
     async def ack_code(self, request: web.Request) -> web.Response:
         """`{"code", "from"}`: `code` is the reply as sent ("K 4711", "4711 on my way")."""
@@ -58,3 +72,106 @@ class AckApi:
                 "incident_id": reply.incident_id,
             }
         )
+
+    # -- signed links ---------------------------------------------------------------------
+    def _words(self) -> dict[str, str]:
+        return _WORDS.get(self.host.config.agent.language, _WORDS["sv"])
+
+    def _open(self, request: web.Request) -> tuple[AckLink, Incident]:
+        """The link's incident, still open; LinkError with the page to show otherwise."""
+        signer = self.host.alerting.service.link_signer
+        engine = self.host.alerting.service.engine
+        if signer is None or engine is None:
+            raise LinkError(self._words()["off"], 404)
+        link = signer.verify(request.match_info["token"], time.time())
+        incident = engine.state.incidents.get(link.incident_id)
+        if incident is None:
+            raise LinkError(self._words()["over"], 410)
+        return link, incident
+
+    async def link_get(self, request: web.Request) -> web.Response:
+        """What is down and a confirm button; changes nothing (mail scanners open links)."""
+        try:
+            _, incident = self._open(request)
+        except LinkError as exc:
+            return self._page(str(exc), exc.status)
+        w = self._words()
+        body = self._summary(incident)
+        if incident.acked_by:
+            body += f"<p>{html.escape(w['already'].format(by=incident.acked_by))}</p>"
+        body += f'<form method="post"><button type="submit">{w["button"]}</button></form>'
+        return self._page(body, 200, raw=True)
+
+    async def link_post(self, request: web.Request) -> web.Response:
+        try:
+            link, incident = self._open(request)
+        except LinkError as exc:
+            return self._page(str(exc), exc.status)
+        w = self._words()
+        if incident.acked_by:
+            return self._page(w["already"].format(by=incident.acked_by), 200)
+        people = self.host.config.people
+        person = link.person if link.person in people else None
+        by = (people[person].name or person) if person else w["by_link"]
+        await self.host.alerting.service.acknowledge(incident.id, by, "", "link", person)
+        log.info("acknowledged by link", extra={"incident": incident.id, "person": person})
+        return self._page(w["done"].format(by=by), 200)
+
+    def _summary(self, incident: Incident) -> str:
+        from alerting.text import local_time
+
+        config, w = self.host.config, self._words()
+        engine = self.host.alerting.service.engine
+        assert engine is not None
+        unit = engine.plan.units.get((incident.department, incident.system))
+        what = unit.system_name if unit else incident.system
+        if unit and unit.department_name:
+            what = f"{unit.department_name}: {what}"
+        since = local_time(incident.started_at, config.agent.timezone)
+        return (
+            f"<h1>{html.escape(w['title'])}</h1>"
+            f"<p><strong>{html.escape(what)}</strong></p>"
+            f"<p>{html.escape(w['since'].format(since=since))}</p>"
+            f"<p>{html.escape(', '.join(incident.checks))}</p>"
+        )
+
+    def _page(self, body: str, status: int, raw: bool = False) -> web.Response:
+        content = body if raw else f"<p>{html.escape(body)}</p>"
+        page = (
+            '<!doctype html><html><head><meta charset="utf-8">'
+            '<meta name="viewport" content="width=device-width, initial-scale=1">'
+            f"<title>vaktpost</title></head><body>{content}</body></html>"
+        )
+        headers = {
+            "Cache-Control": "no-store",
+            # Same-origin keeps the form's Origin/Referer (the CSRF check reads them).
+            "Referrer-Policy": "same-origin",
+            "X-Robots-Tag": "noindex",
+        }
+        return web.Response(
+            text=page, status=status, content_type="text/html", charset="utf-8", headers=headers
+        )
+
+
+_WORDS = {
+    "sv": {
+        "title": "Kvittera larm",
+        "since": "Nere sedan {since}.",
+        "button": "Kvittera",
+        "already": "Redan kvitterat av {by}.",
+        "done": "Kvitterat av {by}. Tack.",
+        "by_link": "kvitteringslänk",
+        "over": "Larmet är över: incidenten är avslutad. Länken gäller inte längre.",
+        "off": "Kvitteringslänkar är avstängda (agent.external_url saknas).",
+    },
+    "en": {
+        "title": "Acknowledge alert",
+        "since": "Down since {since}.",
+        "button": "Acknowledge",
+        "already": "Already acknowledged by {by}.",
+        "done": "Acknowledged by {by}. Thank you.",
+        "by_link": "ack link",
+        "over": "This alert is over: the incident has resolved. The link no longer works.",
+        "off": "Ack links are off (agent.external_url is not set).",
+    },
+}
