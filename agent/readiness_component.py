@@ -24,7 +24,8 @@ log = logging.getLogger("vaktpost.readiness")
 
 
 class ReadinessCollector(Collector):
-    """backup_ready{department,system}, computed at scrape time from the department document."""
+    """backup_ready{department,system} and backup_rpo_seconds{department,system,check},
+    computed at scrape time from the department document."""
 
     def __init__(self, component: ReadinessComponent) -> None:
         self.component = component
@@ -35,11 +36,21 @@ class ReadinessCollector(Collector):
             "1 if every backup of the system is fresh, verified and restore-tested, else 0.",
             labels=["department", "system"],
         )
+        # The join key of backup_age_seconds{check}: age against RPO per department and system.
+        rpo = GaugeMetricFamily(
+            "vaktpost_backup_rpo_seconds",
+            "The RPO a system sets for one of its backup checks, in seconds.",
+            labels=["department", "system", "check"],
+        )
         for dept in self.component.document()["departments"]:
             for system in dept["systems"]:
                 if system["backups"]:  # a system without backups has no backup readiness
                     family.add_metric([dept["id"], system["id"]], 1.0 if system["ready"] else 0.0)
+                for backup in system["backups"]:
+                    labels = [dept["id"], system["id"], backup["check"]]
+                    rpo.add_metric(labels, float(backup["rpo_seconds"]))
         yield family
+        yield rpo
 
 
 class ReadinessComponent:
