@@ -37,7 +37,7 @@ def test_backup_rpo_seconds_names_department_system_and_check() -> None:
     config = load_config_text(CONFIG, "grafana.yaml")
     host = SimpleNamespace(config=config, book=ResultBook())
     registry = CollectorRegistry()
-    for collector in ReadinessComponent(host).collectors():  # type: ignore[arg-type]
+    for collector in ReadinessComponent(host).collectors():
         registry.register(collector)
     text = generate_latest(registry).decode()
     lines = sorted(line for line in text.splitlines() if line.startswith("vaktpost_backup_rpo"))
