@@ -79,7 +79,11 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def cmd_ack(args: argparse.Namespace) -> int:
-    body = {"by": args.by or args.user or getpass.getuser(), "comment": args.comment}
+    body = {
+        "by": args.by or args.user or getpass.getuser(),
+        "comment": args.comment,
+        "via": "cli",
+    }
     incident = request(args, "POST", f"/api/v1/incidents/{args.incident}/ack", body)
     from core.redact import printable
 

@@ -28,7 +28,7 @@ MAX_COMMENT = 2000
 SILENCE_KEYS = frozenset(
     {"matchers", "starts_at", "ends_at", "duration_seconds", "duration", "comment", "created_by"}
 )
-ACK_KEYS = frozenset({"by", "comment"})
+ACK_KEYS = frozenset({"by", "comment", "via"})
 _LABEL = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]{0,63}")
 _ID = re.compile(r"[1-9][0-9]{0,17}")  # ASCII digits only: int() would take '١' and ' 1'
 # Control characters garble terminals and logs; a comment may still hold lines and tabs.
@@ -190,7 +190,9 @@ class AlertingApi:
         if incident_id not in engine.state.incidents:
             raise web.HTTPNotFound(reason=f"no open incident {incident_id}")
         by = by or user or request.remote or "unknown"
-        incident = await self.service.acknowledge(incident_id, by, comment)
+        # How it came, for the timeline and the acknowledged notice: the CLI says so.
+        via = "cli" if body.get("via") == "cli" else "api"
+        incident = await self.service.acknowledge(incident_id, by, comment, via)
         return web.json_response(incident_json(engine, incident, time.time()))
 
     async def list_silences(self, request: web.Request) -> web.Response:

@@ -7,6 +7,7 @@ Apprise URLs hold passwords and tokens: error texts name the service only.
 
 from __future__ import annotations
 
+import html
 import logging
 import re
 from typing import TYPE_CHECKING, Annotated, Any, Literal
@@ -27,6 +28,18 @@ if TYPE_CHECKING:
     import apprise
 
 _STATUS = re.compile(r"error=(\d{3})")
+_HTML = "html"  # apprise.NotifyFormat.HTML, without importing apprise at config load
+
+
+def as_html(text: str) -> str:
+    """Escaped, a <br> at each line break, leading spaces kept (the fallback's indent)."""
+    lines = []
+    for line in text.splitlines():
+        stripped = line.lstrip(" ")
+        lines.append("&nbsp;" * (len(line) - len(stripped)) + html.escape(stripped))
+    return "<br>".join(lines)
+
+
 # Apprise logs plugin details (addresses, sometimes URLs) on its own logger: keep them out
 # of ours. Its per-call log capture still sees them, which is where the status comes from.
 _apprise_log = logging.getLogger("apprise")
@@ -67,9 +80,13 @@ class AppriseChannel:
             if match:
                 statuses.append(int(match.group(1)))
 
+        # Given as HTML with a <br> per line: e-mail gets an HTML part with its lines and
+        # apprise derives the plain part from it with the breaks kept; a plain body
+        # undeclared shows as one run-on paragraph in Outlook.
         result = await notifier.async_notify(
-            body=body or title,
+            body=as_html(body or title),
             title=title,
+            body_format=_HTML,
             timeout=self.config.timeout,
             log_callback=capture,
             log_level=logging.INFO,
