@@ -19,6 +19,7 @@ from agent.alerting_component import AlertingComponent
 from agent.components import Component
 from agent.config import Config
 from agent.configload import ConfigError, read_config
+from agent.fleet_component import FleetComponent
 from agent.history_component import HistoryComponent
 from agent.metrics import AgentMetrics
 from agent.readiness_component import ReadinessComponent
@@ -67,7 +68,13 @@ class Agent:
         self.alerting = AlertingComponent(self)
         self.readiness = ReadinessComponent(self, extras=[self.alerting.department_extras])
         self.history = HistoryComponent(self)
-        self.components: list[Component] = [self.alerting, self.readiness, self.history]
+        self.fleet = FleetComponent(self)
+        self.components: list[Component] = [
+            self.alerting,
+            self.readiness,
+            self.history,
+            self.fleet,
+        ]
         self._stop = asyncio.Event()
         self._dirty: dict[str, CheckState] = {}
         self._tasks: list[asyncio.Task[None]] = []

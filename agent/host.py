@@ -14,6 +14,7 @@ if TYPE_CHECKING:
     from agent.config import Config
     from agent.results import ResultBook
     from agent.runtime import Runtime
+    from agent.state.postgres import PostgresStore
     from agent.state.sqlite import Store
     from checks.base import CheckContext
 
@@ -27,6 +28,9 @@ class Host(Protocol):
 
     @property
     def store(self) -> Store: ...
+
+    @property
+    def shared_store(self) -> PostgresStore | None: ...  # a fleet's store (agent.store)
 
     @property
     def ctx(self) -> CheckContext: ...

@@ -40,10 +40,11 @@ def build_parser() -> argparse.ArgumentParser:
         people.register,
     ):
         register(sub)
-    from agent.cli import report, sms
+    from agent.cli import fleet, report, sms
 
     report.register(sub)
     sms.register(sub)
+    fleet.register(sub)
     return parser
 
 

@@ -126,6 +126,10 @@ MIGRATIONS: list[str] = [
         expires_at TIMESTAMPTZ NOT NULL
     );
     """,
+    # 2: how many checks each agent schedules, for the fleet's status and metrics.
+    """
+    ALTER TABLE fleet_agents ADD COLUMN checks INTEGER NOT NULL DEFAULT 0;
+    """,
 ]
 
 
@@ -596,6 +600,55 @@ class PostgresStore:
             "expires_at": float(expires),
             "live": bool(live),
         }
+
+    # -- membership ----------------------------------------------------------------------
+    async def publish_member(self, version: str, config_hash: str, checks: int, ttl: float) -> None:
+        """This process's row in fleet_agents, live for `ttl` seconds of database time;
+        rows lapsed for a day are dropped (a lapsed agent stays visible until then)."""
+
+        async def write(conn: AsyncConnection[Any]) -> None:
+            await conn.execute(
+                "INSERT INTO fleet_agents(instance, name, version, config_hash, checks,"
+                " seen_at, expires_at) VALUES (%s, %s, %s, %s, %s, now(),"
+                " now() + make_interval(secs => %s)) ON CONFLICT (instance) DO UPDATE SET"
+                " version=excluded.version, config_hash=excluded.config_hash,"
+                " checks=excluded.checks, seen_at=now(), expires_at=excluded.expires_at",
+                (self.instance, self.agent, version, config_hash, checks, ttl),
+            )
+            await conn.execute(
+                "DELETE FROM fleet_agents WHERE expires_at < now() - interval '1 day'"
+            )
+
+        await self._run(write)
+
+    async def members(self) -> list[dict[str, Any]]:
+        """Every agent row, live or lapsed, with the database's now for comparisons."""
+        rows = await self._run(
+            _fetch,
+            "SELECT instance, name, version, config_hash, checks,"
+            " extract(epoch FROM started_at), extract(epoch FROM seen_at),"
+            " extract(epoch FROM expires_at), expires_at > now()"
+            " FROM fleet_agents ORDER BY name, started_at",
+            (),
+        )
+        return [
+            {
+                "instance": r[0],
+                "name": r[1],
+                "version": r[2],
+                "config_hash": r[3],
+                "checks": int(r[4]),
+                "started_at": float(r[5]),
+                "seen_at": float(r[6]),
+                "expires_at": float(r[7]),
+                "live": bool(r[8]),
+            }
+            for r in rows
+        ]
+
+    async def leave(self) -> None:
+        """At a clean stop: the fleet need not wait out this agent's lease."""
+        await self._run(_execute, "DELETE FROM fleet_agents WHERE instance=%s", (self.instance,))
 
 
 # -- helpers run inside a transaction -------------------------------------------------

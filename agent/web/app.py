@@ -18,6 +18,7 @@ from agent.web.alerting import AlertingApi
 from agent.web.auth import GUARD_KEY, LoginGuard, require_operator, require_reader
 from agent.web.bodies import MAX_BODY, json_error
 from agent.web.csrf import cross_site_reason
+from agent.web.fleet import FleetApi
 from agent.web.guard import KEEPALIVE_TIMEOUT, request_in_progress
 from agent.web.history import HistoryApi
 from agent.web.oncall import OncallApi
@@ -118,6 +119,7 @@ def part_routes(agent: WebHost) -> list[web.RouteDef]:
         *OncallApi(agent).routes(),
         *AckApi(agent).routes(),
         *HistoryApi(agent, agent.history).routes(),
+        *FleetApi(agent).routes(),
         *console_of(agent).routes(),
     ]
 

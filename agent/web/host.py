@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 if TYPE_CHECKING:
     from agent.alerting_component import AlertingComponent
     from agent.config import Config
+    from agent.fleet_component import FleetComponent
     from agent.history_component import HistoryComponent
     from agent.metrics import AgentMetrics
     from agent.readiness_component import ReadinessComponent
@@ -43,6 +44,9 @@ class WebHost(Protocol):
 
     @property
     def history(self) -> HistoryComponent: ...
+
+    @property
+    def fleet(self) -> FleetComponent: ...
 
     def readiness_problems(self) -> list[str]: ...
 

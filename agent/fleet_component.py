@@ -1,0 +1,298 @@
+"""Membership of a fleet: this agent's row in the shared store, renewed at a third
+of `agent.fleet.lease`, and what the others' rows say (who is live, who holds the
+engine lease, duplicate names, configs that differ from this agent's).
+
+Alone on SQLite an agent is a fleet of one, described from memory. Problems are
+reported (log once per change, metrics, GET /api/v1/fleet), never merged away:
+two agents with one name, or with different configs, would split checks and
+ladders in ways nobody planned.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import json
+import logging
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from agent import __version__
+from agent.config import Config
+
+if TYPE_CHECKING:
+    from agent.host import Host
+
+log = logging.getLogger("vaktpost.fleet")
+P = "vaktpost_fleet_"
+# Keys that differ between the agents of one fleet by design: the rest must agree.
+LOCAL_AGENT_KEYS = ("name", "listen", "state_dir", "store_password_file")
+
+
+def config_hash(config: Config) -> str:
+    """A short digest of everything the agents of a fleet must share."""
+    data = config.model_dump(mode="json")
+    data.pop("include", None)
+    for key in LOCAL_AGENT_KEYS:
+        data["agent"].pop(key, None)
+    text = json.dumps(data, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def duplicate_names(members: list[dict[str, Any]]) -> list[str]:
+    """Names that two live processes renew at the same time.
+
+    A restarted agent (kill -9, then start) leaves its old row live until the lease
+    runs out; that row was last seen before the new process started, so it is not
+    a duplicate. Two processes that both renew after the younger one started are.
+    """
+    by_name: dict[str, list[dict[str, Any]]] = {}
+    for m in members:
+        if m["live"]:
+            by_name.setdefault(m["name"], []).append(m)
+    out = []
+    for name, rows in sorted(by_name.items()):
+        rows.sort(key=lambda m: m["started_at"])
+        youngest = rows[-1]["started_at"]
+        if any(m["seen_at"] > youngest for m in rows[:-1]):
+            out.append(name)
+    return out
+
+
+@dataclass
+class FleetView:
+    members: list[dict[str, Any]] = field(default_factory=list)
+    holder: dict[str, Any] | None = None
+    store_up: bool = True
+    error: str = ""
+
+
+class FleetComponent:
+    def __init__(self, host: Host, version: str = __version__) -> None:
+        self.host = host
+        self.version = version
+        self.config_hash = config_hash(host.config)
+        self.started_at = time.time()
+        self.view = FleetView()
+        self._reported: tuple[list[str], list[str]] = ([], [])
+        self._task: asyncio.Task[None] | None = None
+        self._wake = asyncio.Event()
+
+    @property
+    def lease(self) -> float:
+        return float(self.host.config.agent.fleet.lease)
+
+    # -- component -------------------------------------------------------------------
+    async def start(self) -> None:
+        if self.host.shared_store is None:
+            return
+        await self.refresh()
+        self._task = asyncio.create_task(self._renew_forever(), name="fleet-membership")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+            self._task = None
+        store = self.host.shared_store
+        if store is not None:
+            with contextlib.suppress(Exception):  # a store that is gone lets the lease lapse
+                await store.leave()
+
+    def reload(self, config: Config) -> None:
+        self.config_hash = config_hash(config)
+        self._wake.set()  # publish the new hash now, not a third of a lease later
+
+    def collectors(self) -> list[Collector]:
+        return [FleetCollector(self)]
+
+    # -- membership --------------------------------------------------------------------
+    async def _renew_forever(self) -> None:
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout=self.lease / 3)
+            self._wake.clear()
+            await self.refresh()
+
+    async def refresh(self) -> None:
+        store = self.host.shared_store
+        if store is None:
+            return
+        try:
+            await store.publish_member(
+                self.version, self.config_hash, len(self.host.runtime.checks), self.lease
+            )
+            members = await store.members()
+            holder = await store.lease_holder()
+        except Exception as exc:  # the store's own health is reported by StoreCollector
+            self.view = FleetView(self.view.members, self.view.holder, False, str(exc))
+            return
+        self.view = FleetView(members, holder, True)
+        self._report()
+
+    def _report(self) -> None:
+        found = (self.duplicates(), self.mismatched())
+        if found == self._reported:
+            return
+        self._reported = found
+        dup, mismatch = found
+        if dup:
+            log.error(
+                "two live agents share a name: checks and the engine lease cannot tell them"
+                " apart; give each agent.name its own value",
+                extra={"names": ", ".join(dup)},
+            )
+        if mismatch:
+            log.error(
+                "agents run a config that differs from this agent's",
+                extra={"agents": ", ".join(mismatch), "config_hash": self.config_hash},
+            )
+        if not dup and not mismatch:
+            log.info("fleet membership agrees again")
+
+    # -- what the view says -------------------------------------------------------------
+    def members(self) -> list[dict[str, Any]]:
+        if self.host.shared_store is None:
+            return [
+                {
+                    "instance": self.host.config.agent.name,
+                    "name": self.host.config.agent.name,
+                    "version": self.version,
+                    "config_hash": self.config_hash,
+                    "checks": len(self.host.runtime.checks),
+                    "started_at": self.started_at,
+                    "seen_at": time.time(),
+                    "expires_at": None,
+                    "live": True,
+                }
+            ]
+        return self.view.members
+
+    def me(self) -> str:
+        store = self.host.shared_store
+        return self.host.config.agent.name if store is None else store.instance
+
+    def holder(self) -> dict[str, Any] | None:
+        if self.host.shared_store is None:
+            name = self.host.config.agent.name
+            return {"agent": name, "instance": name, "token": 1, "live": True}
+        return self.view.holder
+
+    def duplicates(self) -> list[str]:
+        return duplicate_names(self.members())
+
+    def mismatched(self) -> list[str]:
+        return sorted(
+            {
+                m["name"]
+                for m in self.members()
+                if m["live"] and m["config_hash"] != self.config_hash
+            }
+        )
+
+    def status(self) -> dict[str, Any]:
+        """GET /api/v1/fleet and `vaktpost fleet status`."""
+        me = self.me()
+        holder = self.holder()
+        live_holder = holder if holder is not None and holder["live"] else None
+        store = self.host.shared_store
+        agents = [
+            {
+                "name": m["name"],
+                "instance": m["instance"],
+                "version": m["version"],
+                "config_hash": m["config_hash"],
+                "config_matches": m["config_hash"] == self.config_hash,
+                "checks_assigned": m["checks"],
+                "started_at": m["started_at"],
+                "last_seen": m["seen_at"],
+                "lease_expires_at": m["expires_at"],
+                "live": m["live"],
+                "self": m["instance"] == me,
+                "engine": live_holder is not None and live_holder["instance"] == m["instance"],
+            }
+            for m in self.members()
+        ]
+        dup, mismatch = self.duplicates(), self.mismatched()
+        problems = [f"two live agents are named {name}" for name in dup]
+        problems += [f"{name} runs a different config" for name in mismatch]
+        if not self.view.store_up:
+            problems.append(f"state store unreachable: {self.view.error}"[:300])
+        return {
+            "agent": self.host.config.agent.name,
+            "config_hash": self.config_hash,
+            "lease_seconds": self.lease,
+            "store": {
+                "kind": "sqlite" if store is None else "postgresql",
+                "where": None if store is None else store.where,
+                "up": self.view.store_up and (store is None or store.writable),
+            },
+            "engine": {
+                "holder": None if live_holder is None else live_holder["agent"],
+                "token": None if holder is None else holder["token"],
+            },
+            "agents_up": sum(1 for a in agents if a["live"]),
+            "agents": agents,
+            "duplicate_names": dup,
+            "config_mismatch": mismatch,
+            "problems": problems,
+        }
+
+
+class FleetCollector(Collector):
+    def __init__(self, fleet: FleetComponent) -> None:
+        self._fleet = fleet
+
+    def collect(self) -> Iterator[Metric]:
+        fleet = self._fleet
+        members = fleet.members()
+        live = [m for m in members if m["live"]]
+        yield GaugeMetricFamily(
+            f"{P}agents_up", "Agents of the fleet whose lease is live.", value=len(live)
+        )
+        up = GaugeMetricFamily(
+            f"{P}agent_up", "1 while the agent's lease is live, 0 once it lapsed.", labels=["agent"]
+        )
+        names: dict[str, bool] = {}
+        for m in members:
+            names[m["name"]] = names.get(m["name"], False) or m["live"]
+        for name, is_live in sorted(names.items()):
+            up.add_metric([name], 1.0 if is_live else 0.0)
+        yield up
+        holder = fleet.holder()
+        engine = GaugeMetricFamily(
+            f"{P}engine_holder", "1 for the agent holding the engine lease.", labels=["agent"]
+        )
+        if holder is not None and holder["live"]:
+            engine.add_metric([holder["agent"]], 1.0)
+        yield engine
+        yield GaugeMetricFamily(
+            f"{P}engine_token",
+            "The engine lease's fencing token: it grows by one at each change of holder.",
+            value=0.0 if holder is None else float(holder["token"]),
+        )
+        assigned = GaugeMetricFamily(
+            f"{P}checks_assigned", "Checks each live agent schedules.", labels=["agent"]
+        )
+        per: dict[str, int] = {}
+        for m in live:
+            per[m["name"]] = per.get(m["name"], 0) + int(m["checks"])
+        for name, count in sorted(per.items()):
+            assigned.add_metric([name], float(count))
+        yield assigned
+        yield GaugeMetricFamily(
+            f"{P}duplicate_names",
+            "Agent names that two live processes use at once (each must be unique).",
+            value=len(fleet.duplicates()),
+        )
+        yield GaugeMetricFamily(
+            f"{P}config_mismatch",
+            "Live agents whose config hash differs from this agent's.",
+            value=len(fleet.mismatched()),
+        )
