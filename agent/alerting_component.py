@@ -45,7 +45,7 @@ class AlertingComponent:
         self.service.reload(config)
 
     def collectors(self) -> list[Collector]:
-        return [self._collector]
+        return [self._collector, self.service.significant.collector()]
 
     def _on_result(self, state: CheckState) -> None:
         result = state.result

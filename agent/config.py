@@ -173,6 +173,46 @@ class System(BaseModel):
         return self.name or self.id
 
 
+class SignificantRule(BaseModel):
+    """One significant_when rule: every condition it names must hold (docs/significant.md)."""
+
+    model_config = _FROZEN
+    rto_breached: bool = False
+    mtpd_breached: bool = False
+    after: Annotated[Duration, Field(gt=0)] | None = None  # down at least this long
+    systems: tuple[str, ...] = ()  # empty: any system of the department
+
+    @model_validator(mode="after")
+    def _says_something(self) -> SignificantRule:
+        if not (self.rto_breached or self.mtpd_breached or self.after is not None):
+            raise ValueError("a rule needs rto_breached, mtpd_breached or after")
+        return self
+
+
+class SignificantLimits(BaseModel):
+    """agent.significant: the report deadlines, defaults from the law's notification stages."""
+
+    model_config = _FROZEN
+    early_warning: Annotated[Duration, Field(gt=0)] = 24 * 3600.0
+    notification: Annotated[Duration, Field(gt=0)] = 72 * 3600.0
+    final_report: Annotated[Duration, Field(gt=0)] = 30 * 86400.0
+
+    @model_validator(mode="after")
+    def _in_order(self) -> SignificantLimits:
+        if self.notification < self.early_warning:
+            raise ValueError("notification must not be due before early_warning")
+        return self
+
+
+def _rules(value: Any) -> Any:
+    # `significant_when: mtpd_breached` and a single mapping are shorthands for a list.
+    if isinstance(value, str | dict):
+        value = [value]
+    if isinstance(value, list | tuple):
+        return [{v: True} if isinstance(v, str) else v for v in value]
+    return value
+
+
 class Department(BaseModel):
     model_config = _FROZEN
     id: Name
@@ -181,6 +221,21 @@ class Department(BaseModel):
     escalation: tuple[EscalationStep, ...] = ()
     repeat: Annotated[Duration, Field(gt=0)] | None = None
     ack_expires: Annotated[Duration, Field(gt=0)] | None = None
+    significant_when: tuple[SignificantRule, ...] = ()
+
+    @field_validator("significant_when", mode="before")
+    @classmethod
+    def _significant_when(cls, value: Any) -> Any:
+        return _rules(value)
+
+    @model_validator(mode="after")
+    def _rule_systems(self) -> Department:
+        known = {s.id for s in self.systems}
+        for rule in self.significant_when:
+            unknown = [s for s in rule.systems if s not in known]
+            if unknown:
+                raise ValueError(f"significant_when names unknown systems: {', '.join(unknown)}")
+        return self
 
     @property
     def title(self) -> str:
@@ -234,6 +289,9 @@ class AgentConfig(BaseModel):
     store: str | None = None
     store_password_file: str | None = None
     fleet: FleetConfig = FleetConfig()
+    # Significant incidents: report deadlines, and the channels their reminders go to.
+    significant: SignificantLimits = SignificantLimits()
+    compliance_notify: tuple[str, ...] = ()
     # Where people reach this agent from their phones (a reverse proxy): turns on ack links.
     external_url: str | None = None
 
@@ -318,6 +376,13 @@ class Config(BaseModel):
     maintenance: tuple[Maintenance, ...] = ()
     people: dict[Name, Person] = {}
     rotations: dict[Name, Rotation] = {}
+
+    @model_validator(mode="after")
+    def _compliance_channels(self) -> Config:
+        unknown = [c for c in self.agent.compliance_notify if c not in self.channels]
+        if unknown:
+            raise ValueError(f"agent.compliance_notify: unknown channels: {', '.join(unknown)}")
+        return self
 
     def check(self, name: str) -> CheckConfig:
         for c in self.checks:

@@ -18,7 +18,7 @@ from typing import Any
 
 from agent.config import Config
 from agent.state.fleet import alerting_store
-from agent.state.postgres import PostgresStore
+from agent.state.postgres import FencedError, PostgresStore
 from agent.state.sqlite import Store
 from alerting.acklinks import LinkSigner
 from alerting.channels.interface import Channel
@@ -28,6 +28,7 @@ from alerting.model import Incident, Outcome, Silence
 from alerting.outbox import Backoff, Outbox
 from alerting.plan import STORE_CHECK
 from alerting.selfwatch import heartbeat_forever, peers_forever
+from alerting.significant_clocks import SignificantClocks
 
 log = logging.getLogger("vaktpost.alerting")
 TICK = 0.25  # seconds between escalation clock ticks
@@ -67,23 +68,37 @@ class AlertingService:
         self.engine_errors = 0
         self._last_error_log: dict[str, float] = {}
         self.store_failing = False  # the last persist failed; its outcome waits in _pending
+        self.significant = SignificantClocks(self)
         self._link_key: bytes | None = None  # never logged: it signs the ack links
         self.link_signer: LinkSigner | None = None
+        # In a fleet only the engine lease's holder runs the engine; alone, always.
+        self.fleet_store = store if isinstance(store, PostgresStore) else None
+        self.holding = self.fleet_store is None
+        self._results_seq = 0  # the newest result of another agent the holder has read
+        self._renewed = 0.0  # monotonic time of the last successful take/renewal
 
     # -- lifecycle --------------------------------------------------------------------
     async def start(self) -> None:
         state = await self.store.load_state()
         self.engine = IncidentEngine(self.config, state)
+        await self.significant.load()
         await self._set_ack_links()
         # The config may have changed while the agent was down: a failing check newly
         # in a system opens its incident, a system that is gone resolves its own.
-        self.enqueue(self.engine.reconcile(self.clock()))
+        # In a fleet the holder does that when it takes the lease.
+        if self.fleet_store is None:
+            self.enqueue(self.engine.reconcile(self.clock()))
+        else:
+            self.fleet_store.fence = 0  # no token is 0: nothing persists until a take
         self._start_outbox()
         self._spawn(self._supervised("tick", self._tick_forever))
         self._spawn(self._supervised("commit", self._commit_forever))
         self._spawn(self._supervised("outbox refresh", self._refresh_pending_forever))
         self._spawn(self._supervised("store watch", self._watch_store_forever))
         self._start_selfwatch()
+        if self.fleet_store is not None:
+            self._spawn(self._supervised("engine lease", self._lease_forever))
+            self._spawn(self._supervised("fleet results", self._poll_results_forever))
         log.info("alerting started", extra={"open_incidents": len(state.incidents)})
 
     async def stop(self) -> None:
@@ -97,6 +112,10 @@ class AlertingService:
         except Exception as exc:  # disk full at shutdown: say so in one line; kill -9 rules apply
             log.error("could not persist alerting state at shutdown", extra={"error": str(exc)})
         await self._stop_outbox()
+        if self.fleet_store is not None and self.holding:
+            with contextlib.suppress(Exception):  # the next holder need not wait it out
+                await self.fleet_store.release_lease()
+            self.holding = False
 
     def reload(self, config: Config) -> None:
         old, self.config = self.config, config
@@ -117,18 +136,18 @@ class AlertingService:
 
     def _start_outbox(self) -> None:
         assert self.engine is not None
-        engine = self.engine
         self.channels = {n: build_channel(n, c) for n, c in self.config.channels.items()}
         self.outbox = Outbox(
             self.store,
             self.channels,
             dict(self.config.channels),
-            engine.uplink_down,
+            self._uplink_down,
             self.backoff,
             self.clock,
             self.outcomes,
             self.config.agent.language,
             self.config.agent.timezone,
+            None if self.fleet_store is None else self.fleet_store.claim_ids,
         )
         self.outbox.start()
         self._spawn(self._settle_removed())
@@ -150,8 +169,12 @@ class AlertingService:
         await self._settle_removed()
 
     # -- inputs -------------------------------------------------------------------------
+    def _uplink_down(self) -> bool:
+        # Through self: a new holder replaces the engine under a running outbox.
+        return self.engine is not None and self.engine.uplink_down()
+
     def observe(self, check: str, status: str, message: str, now: float) -> None:
-        if self.engine is not None:
+        if self.engine is not None and self.holding:
             self.enqueue(self.engine.observe(check, status, message, now))
 
     def enqueue(self, out: Outcome) -> None:
@@ -184,6 +207,9 @@ class AlertingService:
                 return
             try:
                 await self.store.persist(out, self.engine.state)
+            except FencedError:
+                self._depose("its write was refused: another agent holds the engine lease")
+                raise
             except BaseException:
                 out.merge(self._pending)
                 self._pending = out
@@ -292,8 +318,16 @@ class AlertingService:
     async def _tick_forever(self) -> None:
         while True:
             await asyncio.sleep(TICK)
-            if self.engine is not None:
+            if self.engine is not None and self.holding:
                 self.enqueue(self.engine.tick(self.clock()))
+                await self._significant_tick()
+
+    async def _significant_tick(self) -> None:
+        """Its own guard: a failing report clock must not stop the escalation clock."""
+        try:
+            await self.significant.tick()
+        except Exception as exc:
+            self._engine_error(f"significant clocks: {type(exc).__name__}: {exc}")
 
     async def _commit_forever(self) -> None:
         delay = 0.5
@@ -302,6 +336,8 @@ class AlertingService:
             try:
                 await self.commit()
                 delay = 0.5
+            except FencedError:
+                continue  # deposed (logged there); what it held is dropped, not retried
             except Exception as exc:
                 # The outcome stays queued (see commit): retried until the store writes.
                 log.error(
@@ -310,6 +346,79 @@ class AlertingService:
                 )
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 10.0)
+
+    # -- the engine lease (a fleet on PostgreSQL) ---------------------------------------
+    async def _lease_forever(self) -> None:
+        store = self.fleet_store
+        assert store is not None
+        while True:
+            lease = float(self.config.agent.fleet.lease)
+            asked = time.monotonic()
+            try:
+                token = await store.take_lease(lease)
+            except FencedError:
+                raise
+            except Exception as exc:
+                # Unanswered: held at most a lease after the last renewal's request.
+                if self.holding and time.monotonic() - self._renewed >= lease:
+                    self._depose(f"the lease could not be renewed: {exc}")
+            else:
+                if token is None:
+                    if self.holding:
+                        self._depose("another agent holds the engine lease")
+                else:
+                    self._renewed = asked
+                    if not self.holding or store.fence != token:
+                        await self._take_over(token)
+            await asyncio.sleep(lease / 3)
+
+    async def _take_over(self, token: int) -> None:
+        """Become the holder: the engine starts again from the stored state, which is
+        what the previous holder committed under its token."""
+        store = self.fleet_store
+        assert store is not None
+        async with self._commit_lock:
+            store.fence = token
+            state = await self.store.load_state()
+            self.engine = IncidentEngine(self.config, state)
+            self._pending = Outcome()
+            self._results_seq = 0
+            self.holding = True
+        await self._set_ack_links()
+        self.enqueue(self.engine.reconcile(self.clock()))
+        log.warning(
+            "took the engine lease",
+            extra={"token": token, "open_incidents": len(state.incidents)},
+        )
+        if self.outbox is not None:
+            self.outbox.wake()
+
+    def _depose(self, why: str) -> None:
+        """Stop at once: nothing this agent's engine holds may be written any more."""
+        if self.fleet_store is not None:
+            self.fleet_store.fence = 0
+        if self.holding:
+            log.warning("gave up the engine lease", extra={"reason": why})
+        self.holding = False
+        self._pending = Outcome()
+        self._dirty.clear()
+
+    async def _poll_results_forever(self) -> None:
+        """The holder reads what the other agents ran (they write results to the store
+        every second; its own come from its result book)."""
+        store = self.fleet_store
+        assert store is not None
+        while True:
+            await asyncio.sleep(1.0)
+            if not self.holding or self.engine is None:
+                continue
+            try:
+                self._results_seq, rows = await store.results_since(self._results_seq, store.agent)
+            except Exception:
+                continue  # the store's health is watched and reported elsewhere
+            now = self.clock()
+            for check, status, message, _agent in rows:
+                self.observe(check, status, message, now)
 
     async def _refresh_pending_forever(self) -> None:
         while True:

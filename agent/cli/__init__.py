@@ -40,7 +40,9 @@ def build_parser() -> argparse.ArgumentParser:
         people.register,
     ):
         register(sub)
-    from agent.cli import fleet, report, sms
+    from agent.cli import fleet, incident, report, sms
+
+    incident.register(sub)
 
     report.register(sub)
     sms.register(sub)

@@ -24,6 +24,7 @@ from agent.web.history import HistoryApi
 from agent.web.oncall import OncallApi
 from agent.web.readiness import ReadinessApi
 from agent.web.signals import SignalsApi
+from agent.web.significant import SignificantApi
 from agent.web.statuspage import console_of, render_status_page
 
 if TYPE_CHECKING:
@@ -119,6 +120,7 @@ def part_routes(agent: WebHost) -> list[web.RouteDef]:
         *OncallApi(agent).routes(),
         *AckApi(agent).routes(),
         *HistoryApi(agent, agent.history).routes(),
+        *SignificantApi(agent).routes(),
         *FleetApi(agent).routes(),
         *console_of(agent).routes(),
     ]
