@@ -18,7 +18,7 @@ import logging
 import random
 import time
 from collections import Counter
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, replace
 
 from agent.state.interface import AlertingStore, OutboxRow, OutboxUpdate
@@ -60,8 +60,11 @@ class Outbox:
         outcomes: Counter[tuple[str, str]] | None = None,
         language: str = "sv",
         timezone: str = "Europe/Stockholm",
+        claim: Callable[[list[int]], Awaitable[set[int]]] | None = None,
     ) -> None:
         self.store = store
+        # In a fleet: take the rows about to be sent, so no other agent sends them too.
+        self.claim = claim
         self.language = language
         self.timezone = timezone
         self.channels = channels
@@ -219,6 +222,11 @@ class Outbox:
         if not todo:
             return max(0.05, rows[0].next_attempt_at - now)
         sends = batches(todo)[: config.concurrency]
+        if self.claim is not None:
+            claimed = await self.claim([r.id for batch in sends for r in batch])
+            sends = [batch for batch in sends if all(r.id in claimed for r in batch)]
+            if not sends:  # another agent is sending them: look again once it recorded
+                return 1.0
         channel = self.channels[name]
         gathered = asyncio.gather(*(self._send_batch(channel, batch) for batch in sends))
         if config.requires_internet and config.fallback:

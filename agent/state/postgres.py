@@ -130,6 +130,13 @@ MIGRATIONS: list[str] = [
     """
     ALTER TABLE fleet_agents ADD COLUMN checks INTEGER NOT NULL DEFAULT 0;
     """,
+    # 3: every write of a result takes the next number, so the engine holder reads
+    # only what the other agents wrote since its last look.
+    """
+    CREATE SEQUENCE check_results_seq;
+    ALTER TABLE check_results ADD COLUMN seq BIGINT NOT NULL DEFAULT nextval('check_results_seq');
+    CREATE INDEX check_results_by_seq ON check_results(seq);
+    """,
 ]
 
 
@@ -601,6 +608,37 @@ class PostgresStore:
             "live": bool(live),
         }
 
+    async def results_since(
+        self, seq: int, exclude_agent: str
+    ) -> tuple[int, list[tuple[str, str, str, str]]]:
+        """Results other agents wrote after `seq`: (the newest seq, [(check, status,
+        message, agent)]). A write whose number was taken before a later one but
+        committed after it is seen at that check's next write, one interval late."""
+        rows = await self._run(
+            _fetch,
+            "SELECT seq, check_name, status, message, agent FROM check_results"
+            " WHERE seq > %s AND agent <> %s ORDER BY seq",
+            (seq, exclude_agent),
+        )
+        top = max([seq, *(int(r[0]) for r in rows)])
+        return top, [(r[1], r[2], r[3], r[4]) for r in rows]
+
+    async def claim_ids(self, ids: list[int], hold: float = 60.0) -> set[int]:
+        """Claim these pending rows for this process (FOR UPDATE SKIP LOCKED, like
+        `claim`): the outbox lane picks and groups its rows, then sends only those
+        it claimed, so two agents never send the same row at once."""
+        if not ids:
+            return set()
+        rows = await self._run(
+            _fetch,
+            "UPDATE outbox SET claimed_by=%s, claimed_until=now() + make_interval(secs => %s)"
+            " WHERE id IN (SELECT id FROM outbox WHERE id = ANY(%s) AND state='pending'"
+            " AND (claimed_until IS NULL OR claimed_until < now() OR claimed_by=%s)"
+            " FOR UPDATE SKIP LOCKED) RETURNING id",
+            (self.instance, hold, ids, self.instance),
+        )
+        return {int(r[0]) for r in rows}
+
     # -- membership ----------------------------------------------------------------------
     async def publish_member(self, version: str, config_hash: str, checks: int, ttl: float) -> None:
         """This process's row in fleet_agents, live for `ttl` seconds of database time;
@@ -758,7 +796,7 @@ _UPSERT_RESULT = (
     " finished_at, agent) VALUES (%s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT (check_name)"
     " DO UPDATE SET type=excluded.type, status=excluded.status, message=excluded.message,"
     " facts=excluded.facts, duration_seconds=excluded.duration_seconds,"
-    " finished_at=excluded.finished_at, agent=excluded.agent"
+    " finished_at=excluded.finished_at, agent=excluded.agent, seq=nextval('check_results_seq')"
 )
 _UPSERT_INCIDENT = (
     "INSERT INTO incidents(id, department, system, status, started_at, resolved_at, data)"
