@@ -7,6 +7,7 @@ JavaScript: the ack button is a plain form with a signed CSRF token.
 
 from __future__ import annotations
 
+import logging
 import time
 from datetime import datetime
 from pathlib import Path
@@ -20,6 +21,7 @@ from markupsafe import Markup
 from agent.web import readiness_render
 from agent.web.csrf import TokenSigner, form_with_token
 from agent.web.history import availability, incident_document
+from agent.web.oncall import render_oncall_section
 from alerting.mute import in_window
 from core.cron import cron_schedule
 
@@ -27,6 +29,7 @@ if TYPE_CHECKING:
     from agent.history_component import HistoryComponent
     from agent.web.host import WebHost
 
+log = logging.getLogger("vaktpost.console")
 TEMPLATES = Path(__file__).with_name("templates")
 _ENV = jinja2.Environment(
     loader=jinja2.FileSystemLoader(TEMPLATES),
@@ -49,6 +52,9 @@ TEXT: dict[str, dict[str, str]] = {
         "none_open": "Inga öppna incidenter.", "ack": "Kvittera", "acked_by": "Kvitterad av",
         "comment": "Kommentar", "maintenance": "Underhåll", "now": "pågår nu",
         "next": "nästa", "no_maintenance": "Inget underhåll planerat.",
+        "significant": "Betydande incidenter: rapportering", "due": "senast",
+        "overdue": "försenad", "stage_early_warning": "Tidig varning",
+        "stage_notification": "Incidentanmälan", "stage_final_report": "Slutrapport",
         "trouble": "Leveransproblem", "failing": "misslyckas", "queued": "i kö",
         "history": "Tillgänglighet 90 dagar", "recent": "Incidenter senaste 30 dagarna",
         "no_recent": "Inga incidenter.", "timeline": "Händelser", "down_for": "nere i",
@@ -67,6 +73,9 @@ TEXT: dict[str, dict[str, str]] = {
         "none_open": "No open incidents.", "ack": "Acknowledge", "acked_by": "Acknowledged by",
         "comment": "Comment", "maintenance": "Maintenance", "now": "now",
         "next": "next", "no_maintenance": "No maintenance planned.",
+        "significant": "Significant incidents: reporting", "due": "due",
+        "overdue": "overdue", "stage_early_warning": "Early warning",
+        "stage_notification": "Incident notification", "stage_final_report": "Final report",
         "trouble": "Delivery trouble", "failing": "failing", "queued": "queued",
         "history": "Availability, 90 days", "recent": "Incidents in the last 30 days",
         "no_recent": "No incidents.", "timeline": "Timeline", "down_for": "down for",
@@ -253,6 +262,8 @@ class ConsolePages:
             human=human, when=lambda ts: local_time(ts, host.config.agent.timezone),
             parse_ts=_parse_ts, now=now,
             readiness_html=Markup(readiness_render.section(doc, lang)),
+            oncall_html=Markup(render_oncall_section(host.config, lang, now)),
+            significant=_significant(host),
         )  # fmt: skip
 
     async def incident_page(self, request: web.Request) -> web.Response:
@@ -296,6 +307,18 @@ class ConsolePages:
         lang = request.query.get("lang")
         suffix = f"?lang={lang}" if lang in TEXT else ""
         raise web.HTTPSeeOther(f"/incidents/{incident_id}{suffix}")
+
+
+def _significant(host: WebHost) -> list[dict[str, Any]]:
+    """Significant incidents with a report stage still due (NIS2 clocks), soonest first."""
+    clocks = getattr(host.alerting.service, "significant", None)
+    if clocks is None:
+        return []
+    try:
+        return list(clocks.open_documents())
+    except Exception:  # the console must render even if the clocks cannot
+        log.exception("significant-incident clocks unreadable")
+        return []
 
 
 def _fallback(host: WebHost, department: str, system: str) -> str:
