@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from agent.people_config import Person, Rotation
+from agent.people_config import Drill, Person, Rotation
 from alerting.channels.base import ChannelConfig
 from alerting.channels.registry import CHANNEL_CONFIGS
 from checks.base import CheckConfig
@@ -376,6 +376,20 @@ class Config(BaseModel):
     maintenance: tuple[Maintenance, ...] = ()
     people: dict[Name, Person] = {}
     rotations: dict[Name, Rotation] = {}
+    drills: tuple[Drill, ...] = ()
+
+    @model_validator(mode="after")
+    def _drill_names(self) -> Config:
+        # A missed drill is an incident of the pseudo check drill-NAME (alerting/drills.py).
+        seen: set[str] = set()
+        checks = {c.name for c in self.checks}
+        for drill in self.drills:
+            if drill.name in seen:
+                raise ValueError(f"drills: two drills are named {drill.name!r}")
+            if f"drill-{drill.name}" in checks:
+                raise ValueError(f"drills: a check is named drill-{drill.name}, the drill's own")
+            seen.add(drill.name)
+        return self
 
     @model_validator(mode="after")
     def _compliance_channels(self) -> Config:

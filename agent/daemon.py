@@ -19,6 +19,7 @@ from agent.alerting_component import AlertingComponent
 from agent.components import Component
 from agent.config import Config
 from agent.configload import ConfigError, read_config
+from agent.drills_component import DrillsComponent
 from agent.fleet_component import FleetComponent
 from agent.history_component import HistoryComponent
 from agent.metrics import AgentMetrics
@@ -66,11 +67,13 @@ class Agent:
         self.metrics.checks_waiting.set_function(lambda: self.runtime.runner.admission.waiting)
         # The one place that lists components, in start order (stopped in reverse).
         self.alerting = AlertingComponent(self)
+        self.drills = DrillsComponent(self, self.alerting.service)
         self.readiness = ReadinessComponent(self, extras=[self.alerting.department_extras])
         self.history = HistoryComponent(self)
         self.fleet = FleetComponent(self)
         self.components: list[Component] = [
             self.alerting,
+            self.drills,
             self.readiness,
             self.history,
             self.fleet,

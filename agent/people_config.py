@@ -130,8 +130,10 @@ class Drill(BaseModel):
     model_config = _FROZEN
     name: Name
     notify: Annotated[tuple[str, ...], Field(min_length=1)]
+    # In agent.timezone, read by core/cron.py like maintenance windows.
     cron: str
     ack_within: Annotated[Duration, Field(gt=0, le=7 * DAY)] = 900.0
+    message: str = ""  # a line of its own in the drill's text
 
     @field_validator("cron")
     @classmethod

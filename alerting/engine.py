@@ -177,8 +177,15 @@ class IncidentEngine:
             track = self.state.checks[check] = CheckTrack(check, since=now)
         saved = copy.copy(track)
         before = (track.status, track.failures, track.successes, track.confirmed)
+        down = DOWN | {"warning"} if spec.warning_opens else DOWN
         _count(
-            track, status, message, now, spec.failures_before_alert, spec.successes_before_recovery
+            track,
+            status,
+            message,
+            now,
+            spec.failures_before_alert,
+            spec.successes_before_recovery,
+            down,
         )
         if (track.status, track.failures, track.successes, track.confirmed) == before:
             return Outcome()  # steady: no write, no evaluation
@@ -664,11 +671,12 @@ def _count(
     now: float,
     failures_needed: int,
     successes_needed: int,
+    down: frozenset[str] = DOWN,
 ) -> None:
     # Counters saturate at their thresholds, so a steady check causes no writes.
     track.message = message
     track.status = status
-    if status in DOWN:
+    if status in down:
         # `unreachable` counts too: the people who use the system cannot reach it either.
         track.failures = min(track.failures + 1, failures_needed)
         track.successes = 0

@@ -45,6 +45,8 @@ class CheckSpec:
     labels: dict[str, str] = field(default_factory=dict)
     depends_on: tuple[str, ...] = ()
     is_link: bool = False
+    # A drill's pseudo check: its `warning` (a missed drill) opens an incident.
+    warning_opens: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,6 +138,11 @@ def build_plan(config: Config) -> Plan:
     # damaged store was moved aside (AlertingService watches it).
     specs[STORE_CHECK] = CheckSpec(STORE_CHECK, 1, 1)
     standalone.append(STORE_CHECK)
+    # A missed channel drill: a warning incident of drill-NAME (agent/drills_component.py).
+    for drill in config.drills:
+        name = f"drill-{drill.name}"
+        specs[name] = CheckSpec(name, 1, 1, warning_opens=True)
+        standalone.append(name)
     for name in standalone:
         unit = Unit(None, "", name, name, (name,), ladder)
         units[unit.key] = unit

@@ -18,6 +18,7 @@ from agent.web.alerting import AlertingApi
 from agent.web.auth import GUARD_KEY, LoginGuard, require_operator, require_reader
 from agent.web.bodies import MAX_BODY, json_error
 from agent.web.csrf import cross_site_reason
+from agent.web.drills import DrillsApi
 from agent.web.fleet import FleetApi
 from agent.web.guard import KEEPALIVE_TIMEOUT, request_in_progress
 from agent.web.history import HistoryApi
@@ -119,6 +120,7 @@ def part_routes(agent: WebHost) -> list[web.RouteDef]:
         *SignalsApi(agent).routes(),
         *OncallApi(agent).routes(),
         *AckApi(agent).routes(),
+        *DrillsApi(agent).routes(),
         *HistoryApi(agent, agent.history).routes(),
         *SignificantApi(agent).routes(),
         *FleetApi(agent).routes(),
