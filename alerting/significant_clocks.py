@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
@@ -20,7 +20,25 @@ from alerting.model import Incident, Outcome
 from alerting.significant import STAGES, Significance
 
 if TYPE_CHECKING:
-    from alerting.service import AlertingService
+    from collections.abc import Callable
+
+    from agent.config import Config
+    from alerting.engine import IncidentEngine
+
+
+class ClockHost(Protocol):
+    """What the clocks use of the alerting service (it passes itself)."""
+
+    config: Config
+    engine: IncidentEngine | None
+    clock: Callable[[], float]
+
+    raw_store: Any
+
+    def enqueue(self, out: Outcome) -> None: ...
+
+    async def commit(self) -> None: ...
+
 
 log = logging.getLogger("vaktpost.significant")
 STATE_NAME = "_significant"  # reserved: no check is named with a leading underscore
@@ -28,7 +46,7 @@ STATE_KEY = "incidents"
 
 
 class SignificantClocks:
-    def __init__(self, service: AlertingService) -> None:
+    def __init__(self, service: ClockHost) -> None:
         self.service = service
         self.records: dict[int, Significance] = {}
         self.now = service.clock

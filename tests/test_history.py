@@ -87,7 +87,7 @@ def test_incident_timeline_is_complete_in_order_and_survives_a_restart(tmp_path:
     first = next(e for e in doc["timeline"] if e["kind"] == "delivery")
     assert first["channels"] == ["oncall"] and first["outcome"] == "delivered"
     ack = next(e for e in doc["timeline"] if e["kind"] == "acknowledged")
-    assert ack["message"] == "anna: on it"
+    assert ack["message"] == "anna via api: on it"
     stamps = [e["at"] for e in doc["timeline"]]
     assert stamps == sorted(stamps)
     actions = {(e["action"], e["actor"]) for e in audit}

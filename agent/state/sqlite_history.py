@@ -199,14 +199,15 @@ def prune_sync(db: sqlite3.Connection, before: float) -> dict[str, int]:
 
 
 def acks_sync(db: sqlite3.Connection, since: float) -> list[dict[str, Any]]:
-    """Acknowledgements as audit entries: the engine records 'who: comment'."""
+    """Acknowledgements as audit entries: the engine records 'who[ via how]: comment'."""
     out = []
     for incident_id, at, message in db.execute(
         "SELECT incident_id, at, message FROM incident_events"
         " WHERE kind='acknowledged' AND at >= ? ORDER BY id",
         (since,),
     ):
-        actor, _, comment = message.partition(": ")
+        who, _, comment = message.partition(": ")
+        actor, _, via = who.partition(" via ")
         out.append(
             {
                 "at": at,
@@ -214,6 +215,7 @@ def acks_sync(db: sqlite3.Connection, since: float) -> list[dict[str, Any]]:
                 "action": "ack",
                 "target": f"incident {incident_id}",
                 "detail": comment,
+                "via": via or None,
             }
         )
     return out
