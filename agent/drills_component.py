@@ -33,7 +33,7 @@ if TYPE_CHECKING:
     from agent.host import Host
 
 log = logging.getLogger("vaktpost.drills")
-STATE_KEY = "drill"
+STATE_KEY = drills.DRILL_STATE_KEY
 TICK = 1.0
 
 

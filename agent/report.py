@@ -84,8 +84,13 @@ def build_report(
     changes: Sequence[dict[str, Any]],
     now: float,
     department: str | None = None,
+    drills: Sequence[dict[str, Any]] = (),
 ) -> dict[str, Any]:
-    """The report document for one month (to `now`, if the month is still running)."""
+    """The report document for one month (to `now`, if the month is still running).
+
+    `drills` are the month's drill runs (alerting/drills.py DrillRun.document); drills
+    belong to no department, so they are listed once, beside the departments.
+    """
     tz = config.agent.timezone
     start, end = month_bounds(month, tz)
     seen_end = max(start, min(end, now))
@@ -158,4 +163,5 @@ def build_report(
         },
         "generated_at": rfc3339(now),
         "departments": departments,
+        "drills": list(drills),
     }

@@ -58,6 +58,23 @@ def _tables(dept: dict[str, Any]) -> list[tuple[str, list[str], list[list[str]]]
     ]  # fmt: skip
 
 
+def _drill_rows(doc: dict[str, Any]) -> list[list[str]]:
+    return [
+        [
+            d["drill"],
+            d["sent_at"],
+            ", ".join(d["targets"]),
+            d["result"],
+            d["acked_by"] or "",
+            "" if d["ack_seconds"] is None else f"{d['ack_seconds']:.0f} s",
+        ]
+        for d in doc.get("drills", [])
+    ]
+
+
+_DRILL_HEAD = ["Drill", "Sent", "Targets", "Result", "Acknowledged by", "After"]
+
+
 def markdown(doc: dict[str, Any]) -> str:
     out = [f"# Continuity report {doc['month']} — {doc['agent']}", ""]
     out.append(f"Period {doc['period']['start']} to {doc['period']['end']} ({doc['timezone']}).")
@@ -71,6 +88,14 @@ def markdown(doc: dict[str, Any]) -> str:
             out.append("| " + " | ".join(head) + " |")
             out.append("|" + "---|" * len(head))
             out += ["| " + " | ".join(c.replace("|", "\\|") for c in row) + " |" for row in rows]
+    out += ["", "## Channel drills", ""]
+    drills = _drill_rows(doc)
+    if not drills:
+        out.append("None.")
+    else:
+        out.append("| " + " | ".join(_DRILL_HEAD) + " |")
+        out.append("|" + "---|" * len(_DRILL_HEAD))
+        out += ["| " + " | ".join(c.replace("|", "\\|") for c in row) + " |" for row in drills]
     return "\n".join(out) + "\n"
 
 
@@ -109,5 +134,16 @@ def html_page(doc: dict[str, Any]) -> str:
                 parts.append("<tr>" + "".join(f"<td>{e(c)}</td>" for c in row) + "</tr>")
             parts.append("</tbody></table>")
         parts.append("<p>Signed: ______________________ Date: ____________</p></section>")
+    parts.append('<section class="drills"><h2>Channel drills</h2>')
+    drills = _drill_rows(doc)
+    if not drills:
+        parts.append("<p>None.</p>")
+    else:
+        parts.append("<table><thead><tr>" + "".join(f"<th>{e(h)}</th>" for h in _DRILL_HEAD))
+        parts.append("</tr></thead><tbody>")
+        for row in drills:
+            parts.append("<tr>" + "".join(f"<td>{e(c)}</td>" for c in row) + "</tr>")
+        parts.append("</tbody></table>")
+    parts.append("</section>")
     parts.append("</body></html>")
     return "\n".join(parts) + "\n"

@@ -28,6 +28,9 @@ def check_name(drill: str) -> str:
     return f"{CHECK_PREFIX}{drill}"
 
 
+DRILL_STATE_KEY = "drill"  # per-check state key of a drill's runs (under drill-NAME)
+
+
 @dataclass(slots=True)
 class DrillRun:
     drill: str

@@ -18,6 +18,7 @@ def collect(config: Config, month: str, department: str | None, now: float) -> d
     from agent import report
     from agent.state.sqlite import Store
     from agent.state.sqlite_history import check_changes_sync, spans_sync
+    from alerting.drills import DRILL_STATE_KEY, DrillState, check_name
 
     first = report.parse_month(month)
     start, end = report.month_bounds(first, config.agent.timezone)
@@ -26,9 +27,18 @@ def collect(config: Config, month: str, department: str | None, now: float) -> d
     try:
         spans = store.call_sync(lambda db: spans_sync(db, start, end))
         changes = store.call_sync(lambda db: check_changes_sync(db, None, start, end))
+        drills = [
+            run.document()
+            for drill in config.drills
+            for run in DrillState.from_json(
+                store.get_state_sync(check_name(drill.name), DRILL_STATE_KEY)
+            ).runs
+            if start <= run.sent_at < end
+        ]
     finally:
         store.close_sync()
-    return report.build_report(config, first, spans, changes, now, department)
+    drills.sort(key=lambda d: str(d["sent_at"]))
+    return report.build_report(config, first, spans, changes, now, department, drills)
 
 
 def cmd_report(args: argparse.Namespace) -> int:
