@@ -66,3 +66,6 @@ def test_console_shows_on_duty_and_significant_deadlines(tmp_path: Path) -> None
         assert "Significant incidents: reporting" in page
         assert f'href="/incidents/{iid}?lang=en">#{iid}</a>' in page
         assert "Early warning due" in page and "Final report due" in page
+        detail = call(agent, "GET", f"/incidents/{iid}?lang=en")
+        assert '<li data-stage="early_warning">Early warning: due' in detail
+        assert '<li data-stage="final_report">Final report: due' in detail

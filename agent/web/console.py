@@ -53,7 +53,7 @@ TEXT: dict[str, dict[str, str]] = {
         "comment": "Kommentar", "maintenance": "Underhåll", "now": "pågår nu",
         "next": "nästa", "no_maintenance": "Inget underhåll planerat.",
         "significant": "Betydande incidenter: rapportering", "due": "senast",
-        "overdue": "försenad", "stage_early_warning": "Tidig varning",
+        "overdue": "försenad", "reported": "rapporterad", "stage_early_warning": "Tidig varning",
         "stage_notification": "Incidentanmälan", "stage_final_report": "Slutrapport",
         "trouble": "Leveransproblem", "failing": "misslyckas", "queued": "i kö",
         "history": "Tillgänglighet 90 dagar", "recent": "Incidenter senaste 30 dagarna",
@@ -74,7 +74,7 @@ TEXT: dict[str, dict[str, str]] = {
         "comment": "Comment", "maintenance": "Maintenance", "now": "now",
         "next": "next", "no_maintenance": "No maintenance planned.",
         "significant": "Significant incidents: reporting", "due": "due",
-        "overdue": "overdue", "stage_early_warning": "Early warning",
+        "overdue": "overdue", "reported": "reported", "stage_early_warning": "Early warning",
         "stage_notification": "Incident notification", "stage_final_report": "Final report",
         "trouble": "Delivery trouble", "failing": "failing", "queued": "queued",
         "history": "Availability, 90 days", "recent": "Incidents in the last 30 days",
@@ -279,7 +279,7 @@ class ConsolePages:
         page = _ENV.get_template("incident.html.j2").render(
             t=TEXT[lang], lang=lang, agent=self.host.config.agent.name, incident=doc,
             when=lambda raw: local_time(_parse_ts(raw), self.host.config.agent.timezone),
-            human=human,
+            human=human, significant=_significant_of(self.host, incident_id),
         )  # fmt: skip
         return web.Response(text=page, content_type="text/html", charset="utf-8")
 
@@ -319,6 +319,15 @@ def _significant(host: WebHost) -> list[dict[str, Any]]:
     except Exception:  # the console must render even if the clocks cannot
         log.exception("significant-incident clocks unreadable")
         return []
+
+
+def _significant_of(host: WebHost, incident_id: int) -> dict[str, Any] | None:
+    clocks = getattr(host.alerting.service, "significant", None)
+    try:
+        return None if clocks is None else clocks.document(incident_id)
+    except Exception:  # the page must render even if the clocks cannot
+        log.exception("significant-incident clocks unreadable")
+        return None
 
 
 def _fallback(host: WebHost, department: str, system: str) -> str:
