@@ -77,6 +77,24 @@ def _incident(
     }
 
 
+def _by_time(entry: dict[str, Any]) -> tuple[str, str]:
+    return (str(entry["at"]), str(entry["system"]))
+
+
+def _restore_test(test: dict[str, Any], system: str, rto: float | None) -> dict[str, Any]:
+    seconds = test.get("seconds")
+    return {
+        "system": system,
+        "check": test["check"],
+        "at": rfc3339(test["at"]),
+        "passed": test["ok"],
+        "duration_seconds": seconds,
+        "rto_seconds": rto,
+        # A restore that takes longer than the RTO cannot meet it on the day.
+        "within_rto": None if seconds is None or rto is None else bool(seconds <= rto),
+    }
+
+
 def build_report(
     config: Config,
     month: date,
@@ -85,6 +103,7 @@ def build_report(
     now: float,
     department: str | None = None,
     drills: Sequence[dict[str, Any]] = (),
+    restore_tests: Sequence[dict[str, Any]] = (),
 ) -> dict[str, Any]:
     """The report document for one month (to `now`, if the month is still running).
 
@@ -102,6 +121,7 @@ def build_report(
         if department is not None and dept.id != department:
             continue
         systems, incidents = [], []
+        restores: list[dict[str, Any]] = []
         for system in dept.systems:
             mine = [s for s in spans if s.department == dept.id and s.system == system.id]
             down = downtime.clip(
@@ -139,14 +159,21 @@ def build_report(
                 }
             )
             incidents += [_incident(s, system.rto, system.mtpd, now) for s in mine]
+            for ref in system.backups:
+                restores += [
+                    _restore_test(t, system.id, system.rto)
+                    for t in restore_tests
+                    if t["check"] == ref.check
+                ]
         incidents.sort(key=lambda i: (i["started_at"], i["id"]))
+        restores.sort(key=_by_time)
         departments.append(
             {
                 "id": dept.id,
                 "name": dept.title,
                 "systems": systems,
                 "incidents": incidents,
-                "restore_tests": [],
+                "restore_tests": restores,
                 "drills": [],
             }
         )

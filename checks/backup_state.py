@@ -6,6 +6,7 @@ into the result facts as unix times, so readiness can be decided from results.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -31,6 +32,7 @@ class Outcome:
     detail: str
     last_ok_at: float | None = None
     subject: str = ""  # what was verified (file and mtime), so a new backup is verified anew
+    seconds: float | None = None  # how long it took (a restore test against the RTO)
 
     @classmethod
     def from_json(cls, data: Any) -> Outcome | None:
@@ -43,6 +45,7 @@ class Outcome:
                 detail=str(data.get("detail", "")),
                 last_ok_at=None if data.get("last_ok_at") is None else float(data["last_ok_at"]),
                 subject=str(data.get("subject", "")),
+                seconds=None if data.get("seconds") is None else float(data["seconds"]),
             )
         except (KeyError, TypeError, ValueError):
             return None  # a corrupt record is treated as "never done"
@@ -79,6 +82,7 @@ async def run_if_due(
     last = await load(ctx, check, kind)
     if every is None or not is_due(last, every, now, subject):
         return last
+    started = time.monotonic()
     try:
         passed, detail = await action()
     except ToolError as exc:
@@ -86,7 +90,8 @@ async def run_if_due(
             return last  # no verdict this time (e.g. repository locked): keep the old one
         passed, detail = False, exc.reason
     previous_ok = last.last_ok_at if last else None
-    outcome = Outcome(now, passed, detail, now if passed else previous_ok, subject)
+    took = round(time.monotonic() - started, 3)
+    outcome = Outcome(now, passed, detail, now if passed else previous_ok, subject, took)
     await save(ctx, check, kind, outcome)
     return outcome
 
@@ -96,6 +101,8 @@ def facts(kind: str, outcome: Outcome | None) -> dict[str, float]:
         return {}
     at, ok, last_ok = FACTS[kind]
     out = {at: outcome.at, ok: 1.0 if outcome.ok else 0.0}
+    if outcome.seconds is not None:
+        out[f"{kind}_seconds"] = outcome.seconds
     if outcome.last_ok_at is not None:
         out[last_ok] = outcome.last_ok_at
     return out

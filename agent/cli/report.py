@@ -17,7 +17,7 @@ if TYPE_CHECKING:
 def collect(config: Config, month: str, department: str | None, now: float) -> dict[str, Any]:
     from agent import report
     from agent.state.sqlite import Store
-    from agent.state.sqlite_history import check_changes_sync, spans_sync
+    from agent.state.sqlite_history import check_changes_sync, restore_tests_sync, spans_sync
     from alerting.drills import DRILL_STATE_KEY, DrillState, check_name
 
     first = report.parse_month(month)
@@ -27,6 +27,7 @@ def collect(config: Config, month: str, department: str | None, now: float) -> d
     try:
         spans = store.call_sync(lambda db: spans_sync(db, start, end))
         changes = store.call_sync(lambda db: check_changes_sync(db, None, start, end))
+        restores = store.call_sync(lambda db: restore_tests_sync(db, start, end))
         drills = [
             run.document()
             for drill in config.drills
@@ -38,7 +39,7 @@ def collect(config: Config, month: str, department: str | None, now: float) -> d
     finally:
         store.close_sync()
     drills.sort(key=lambda d: str(d["sent_at"]))
-    return report.build_report(config, first, spans, changes, now, department, drills)
+    return report.build_report(config, first, spans, changes, now, department, drills, restores)
 
 
 def cmd_report(args: argparse.Namespace) -> int:

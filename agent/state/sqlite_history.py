@@ -45,6 +45,17 @@ class HistoryStore:
                 )
             )
 
+    async def record_restore_tests(self, rows: list[tuple[str, float, bool, float | None]]) -> None:
+        """(check, at, passed, seconds) of restore tests; one row per test, whoever saw it."""
+        if rows:
+            await self.store.call(
+                lambda db: db.executemany(
+                    "INSERT OR IGNORE INTO restore_tests(check_name, at, ok, seconds)"
+                    " VALUES (?, ?, ?, ?)",
+                    [(c, at, 1 if ok else 0, s) for c, at, ok, s in rows],
+                )
+            )
+
     async def audit(self, at: float, actor: str, action: str, target: str, detail: str) -> None:
         row = (at, actor, action, target, detail)
         await self.store.call(
@@ -195,6 +206,9 @@ def prune_sync(db: sqlite3.Connection, before: float) -> dict[str, int]:
         (before, before),
     ).rowcount
     counts["audit_log"] = db.execute("DELETE FROM audit_log WHERE at < ?", (before,)).rowcount
+    counts["restore_tests"] = db.execute(
+        "DELETE FROM restore_tests WHERE at < ?", (before,)
+    ).rowcount
     return counts
 
 
@@ -219,3 +233,15 @@ def acks_sync(db: sqlite3.Connection, since: float) -> list[dict[str, Any]]:
             }
         )
     return out
+
+
+def restore_tests_sync(db: sqlite3.Connection, since: float, until: float) -> list[dict[str, Any]]:
+    """Restore tests in [since, until), oldest first."""
+    return [
+        {"check": c, "at": at, "ok": bool(ok), "seconds": seconds}
+        for c, at, ok, seconds in db.execute(
+            "SELECT check_name, at, ok, seconds FROM restore_tests"
+            " WHERE at >= ? AND at < ? ORDER BY at, id",
+            (since, until),
+        )
+    ]

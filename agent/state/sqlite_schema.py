@@ -95,4 +95,17 @@ MIGRATIONS: list[str] = [
     CREATE INDEX audit_log_by_at ON audit_log(at);
     CREATE INDEX incidents_by_started ON incidents(started_at);
     """,
+    # 4: every restore test a backup check ran (when, passed or not, how long), for
+    # the monthly report's "restore tests against RTO"; pruned past agent.history
+    """
+    CREATE TABLE restore_tests (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        check_name TEXT NOT NULL,
+        at REAL NOT NULL,
+        ok INTEGER NOT NULL,
+        seconds REAL,
+        UNIQUE(check_name, at)
+    );
+    CREATE INDEX restore_tests_by_at ON restore_tests(at);
+    """,
 ]
