@@ -24,6 +24,7 @@ from agent.web.history import availability, incident_document
 from agent.web.oncall import render_oncall_section
 from alerting.mute import in_window
 from core.cron import cron_schedule
+from core.i18n import reason
 
 if TYPE_CHECKING:
     from agent.history_component import HistoryComponent
@@ -235,6 +236,8 @@ class ConsolePages:
             systems = []
             for system in dept["systems"]:
                 view = system_view(system, incidents.get(system["id"]), now)
+                for backup in view["backups"]:  # reasons in the reader's language
+                    backup["reasons"] = [reason(r, lang) for r in backup["reasons"]]
                 days = await availability(
                     host, self.history, dept["id"], system["id"], CONSOLE_DAYS
                 )

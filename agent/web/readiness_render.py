@@ -6,6 +6,7 @@ import html
 from typing import Any
 
 from core.humanize import duration
+from core.i18n import reason
 
 _TEXT = {
     "sv": {
@@ -20,6 +21,7 @@ _TEXT = {
         "verified": "Verifierad",
         "restored": "Återställningstest",
         "reasons": "Skäl",
+        "_lang": "sv",
         "yes": "ja",
         "no": "nej",
         "unknown": "okänt",
@@ -45,6 +47,7 @@ _TEXT = {
         "verified": "Verified",
         "restored": "Restore tested",
         "reasons": "Reasons",
+        "_lang": "en",
         "yes": "yes",
         "no": "no",
         "unknown": "unknown",
@@ -107,7 +110,7 @@ def table(report: dict[str, Any], lang: str = "en") -> str:
                 first = ["", "", ""]
         lines += _columns(rows)
         for system in dept["systems"]:
-            lines += [f"    ! {system['name']}: {reason}" for reason in system["reasons"]]
+            lines += [f"    ! {system['name']}: {reason(r, lang)}" for r in system["reasons"]]
     return "\n".join(lines) + "\n"
 
 
@@ -123,8 +126,8 @@ def _cell(text: str, ok: bool | None = None) -> str:
     return f"<td{cls}>{html.escape(text)}</td>"
 
 
-def _reasons(reasons: list[str]) -> str:
-    items = "".join(f"<li>{html.escape(r)}</li>" for r in reasons)
+def _reasons(reasons: list[str], lang: str) -> str:
+    items = "".join(f"<li>{html.escape(reason(r, lang))}</li>" for r in reasons)
     return f"<td><ul>{items}</ul></td>" if items else "<td></td>"
 
 
@@ -147,7 +150,7 @@ def department_html(dept: dict[str, Any], t: dict[str, str]) -> str:
                     _cell(f"{_age(b)} / {duration(b['rpo_seconds'])}", b["ready"]),
                     _cell(b["verified_at"] or t["never"]),
                     _cell(b["restore_tested_at"] or "-"),
-                    _reasons(b["reasons"]),
+                    _reasons(b["reasons"], t.get("_lang", "en")),
                 ]
             up = {True: "true", False: "false", None: "unknown"}[system["up"]]
             attrs = f'data-system="{html.escape(system["id"])}" data-up="{up}"'
