@@ -36,6 +36,10 @@ STORE_WATCH = 2.0  # seconds between looks at the state store's health
 RECOVERY_NOTICE = 86400.0  # a damaged store that was replaced stays an incident this long
 
 
+class NotHolder(Exception):
+    """A write that only the engine's holder can make arrived at another agent."""
+
+
 class AlertingService:
     def __init__(
         self,
@@ -221,9 +225,17 @@ class AlertingService:
             for name in {n.channel for n in out.notifications}:
                 self.outbox.wake(name)
 
+    def _require_holder(self) -> None:
+        if not self.holding:
+            raise NotHolder(
+                "this agent does not hold the fleet's engine lease: send acknowledgements"
+                " and silences to the holder (GET /api/v1/fleet names it)"
+            )
+
     async def acknowledge(
         self, incident_id: int, by: str, comment: str, via: str = "", person: str | None = None
     ) -> Incident:
+        self._require_holder()
         assert self.engine is not None
         now = self.clock()
         self.enqueue(self.engine.acknowledge(incident_id, by, comment, now, via, person))
@@ -269,12 +281,14 @@ class AlertingService:
     async def add_silence(
         self, matchers: dict[str, str], starts_at: float, ends_at: float, comment: str, by: str
     ) -> Silence:
+        self._require_holder()
         assert self.engine is not None
         silence = self.engine.add_silence(matchers, starts_at, ends_at, comment, by)
         await self.store.save_silence(silence, self.engine.state)
         return silence
 
     async def expire_silence(self, silence_id: int) -> Silence:
+        self._require_holder()
         assert self.engine is not None
         silence = self.engine.expire_silence(silence_id, self.clock())
         await self.store.save_silence(silence, self.engine.state)

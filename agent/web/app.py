@@ -27,6 +27,7 @@ from agent.web.readiness import ReadinessApi
 from agent.web.signals import SignalsApi
 from agent.web.significant import SignificantApi
 from agent.web.statuspage import console_of, render_status_page
+from alerting.service import NotHolder
 
 if TYPE_CHECKING:
     from agent.web.host import WebHost
@@ -54,6 +55,8 @@ async def _answer(
         return json_error(403, refused)
     try:
         return await handler(request)
+    except NotHolder as exc:  # a fleet agent without the engine: say where to go
+        return json_error(409, str(exc))
     except web.HTTPRequestEntityTooLarge:
         return json_error(413, f"request body over {MAX_BODY} bytes")
     except web.HTTPException as exc:
