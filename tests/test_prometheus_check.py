@@ -169,7 +169,7 @@ def test_comparisons_are_checked_at_load() -> None:
                 {
                     "name": "q",
                     "type": "prometheus",
-                    "url": "http://p:9090",
+                    "url": "http://prometheus.invalid:9090",
                     "query": "up",
                     "critical": bad,
                 }

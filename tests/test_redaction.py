@@ -201,13 +201,13 @@ def test_validate_names_keys_never_values(tmp_path: Path) -> None:
 
 
 def test_redact_url_keeps_where_and_drops_credentials() -> None:
-    assert redact_url("https://mon:pw@host:8443/a/b?apikey=k&x=1#frag") == (
-        "https://***@host:8443/a/b?apikey=***&x=***#***"
+    assert redact_url("https://mon:pw@host.invalid:8443/a/b?apikey=k&x=1#frag") == (
+        "https://***@host.invalid:8443/a/b?apikey=***&x=***#***"
     )
-    assert redact_url("http://host/p?token") == "http://host/p?***"
-    assert redact_url("http://host/plain") == "http://host/plain"
+    assert redact_url("http://host.invalid/p?token") == "http://host.invalid/p?***"
+    assert redact_url("http://host.invalid/plain") == "http://host.invalid/plain"
     # A password with '?' or '#' must not leave half of itself in the "path".
-    assert redact_url(f"http://u:a?{SECRET}#x@host/") == "http://***@host/"
+    assert redact_url(f"http://u:a?{SECRET}#x@host.invalid/") == "http://***@host.invalid/"
     assert redact_url("tcp://u:p@[::1]:53") == "tcp://***@[::1]:53"
 
 
