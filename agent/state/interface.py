@@ -17,8 +17,9 @@ The rules every implementation keeps:
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
@@ -47,6 +48,61 @@ class OutboxUpdate:
     error: str = ""
     done_at: float | None = None
     fallbacks: tuple[str, ...] = ()
+
+
+def dumps(data: Any) -> str:
+    """JSON as every store keeps it: compact, UTF-8 as is."""
+    return json.dumps(data, ensure_ascii=False, separators=(",", ":"))
+
+
+@dataclass(slots=True)
+class OutcomeRows:
+    """One engine outcome as table rows, the same for every store; serialised at once,
+    on the event loop, so later engine changes cannot leak into the transaction."""
+
+    checks: list[tuple[Any, ...]] = field(default_factory=list)
+    incidents: list[tuple[Any, ...]] = field(default_factory=list)
+    events: list[tuple[Any, ...]] = field(default_factory=list)
+    notes: list[tuple[Any, ...]] = field(default_factory=list)
+    meta: list[tuple[str, str]] = field(default_factory=list)
+
+    @classmethod
+    def of(cls, out: Outcome, state: EngineState) -> OutcomeRows:
+        return cls(
+            checks=[(name, dumps(t.to_json())) for name, t in out.checks.items()],
+            incidents=[
+                (
+                    i.id,
+                    i.department,
+                    i.system,
+                    i.status,
+                    i.started_at,
+                    i.resolved_at,
+                    dumps(i.to_json()),
+                )
+                for i in out.incidents.values()
+            ],
+            events=[
+                (e.incident_id, e.at, e.kind, e.step, dumps(list(e.channels)), e.message)
+                for e in out.events
+            ],
+            notes=[
+                (
+                    n.dedup_key,
+                    n.channel,
+                    n.incident_id,
+                    n.kind,
+                    n.created_at,
+                    dumps(n.payload),
+                    n.created_at if n.due_at is None else n.due_at,
+                )
+                for n in out.notifications
+            ],
+            meta=[
+                ("next_incident_id", str(state.next_incident_id)),
+                ("next_silence_id", str(state.next_silence_id)),
+            ],
+        )
 
 
 class ResultStore(Protocol):

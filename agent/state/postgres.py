@@ -29,7 +29,7 @@ import psycopg_pool
 from psycopg import AsyncConnection
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
-from agent.state.interface import OutboxRow, OutboxUpdate
+from agent.state.interface import OutboxRow, OutboxUpdate, OutcomeRows, dumps
 from alerting.model import CheckTrack, EngineState, Incident, Outcome, Silence
 
 log = logging.getLogger("vaktpost.store")
@@ -179,10 +179,6 @@ def is_store_failure(exc: BaseException) -> bool:
         and getattr(exc, "sqlstate", None) is not None
         and str(exc.sqlstate)[:2] in ("08", "53", "57", "58", "40")
     )
-
-
-def _dumps(data: Any) -> str:
-    return json.dumps(data, ensure_ascii=False, separators=(",", ":"))
 
 
 class PostgresStore:
@@ -348,62 +344,30 @@ class PostgresStore:
     async def persist(self, out: Outcome, state: EngineState) -> None:
         """One transaction for one engine outcome; refused (FencedError) when this
         store's `fence` token is no longer the engine lease's."""
-        checks = [(name, _dumps(t.to_json())) for name, t in out.checks.items()]
-        incidents = [
-            (
-                i.id,
-                i.department,
-                i.system,
-                i.status,
-                i.started_at,
-                i.resolved_at,
-                _dumps(i.to_json()),
-            )
-            for i in out.incidents.values()
-        ]
-        events = [
-            (e.incident_id, e.at, e.kind, e.step, _dumps(list(e.channels)), e.message)
-            for e in out.events
-        ]
-        notes = [
-            (
-                n.dedup_key,
-                n.channel,
-                n.incident_id,
-                n.kind,
-                n.created_at,
-                _dumps(n.payload),
-                n.created_at if n.due_at is None else n.due_at,
-            )
-            for n in out.notifications
-        ]
-        meta = [
-            ("next_incident_id", str(state.next_incident_id)),
-            ("next_silence_id", str(state.next_silence_id)),
-        ]
+        rows = OutcomeRows.of(out, state)
         fence = self.fence
 
         async def write(conn: AsyncConnection[Any]) -> None:
             await _check_fence(conn, fence)
             async with conn.cursor() as cur:
-                if checks:
+                if rows.checks:
                     await cur.executemany(
                         "INSERT INTO alert_checks(check_name, data) VALUES (%s, %s)"
                         " ON CONFLICT (check_name) DO UPDATE SET data=excluded.data",
-                        checks,
+                        rows.checks,
                     )
-                if incidents:
-                    await cur.executemany(_UPSERT_INCIDENT, incidents)
-                if events:
-                    await cur.executemany(_INSERT_EVENT, events)
-                if notes:
-                    await cur.executemany(_INSERT_NOTE, notes)
-                await cur.executemany(_UPSERT_META, meta)
+                if rows.incidents:
+                    await cur.executemany(_UPSERT_INCIDENT, rows.incidents)
+                if rows.events:
+                    await cur.executemany(_INSERT_EVENT, rows.events)
+                if rows.notes:
+                    await cur.executemany(_INSERT_NOTE, rows.notes)
+                await cur.executemany(_UPSERT_META, rows.meta)
 
         await self._run(write)
 
     async def save_silence(self, silence: Silence, state: EngineState) -> None:
-        row = (silence.id, silence.ends_at, _dumps(silence.to_json()))
+        row = (silence.id, silence.ends_at, dumps(silence.to_json()))
         meta = ("next_silence_id", str(state.next_silence_id))
 
         async def write(conn: AsyncConnection[Any]) -> None:
@@ -517,7 +481,7 @@ class PostgresStore:
                         u.row.incident_id,
                         u.row.kind,
                         u.row.created_at,
-                        _dumps(u.row.payload),
+                        dumps(u.row.payload),
                         u.done_at or u.row.created_at,
                     )
                     for u in batch

@@ -15,15 +15,11 @@ import logging
 import sqlite3
 from typing import Any
 
-from agent.state.interface import OutboxRow, OutboxUpdate
+from agent.state.interface import OutboxRow, OutboxUpdate, OutcomeRows, dumps
 from agent.state.sqlite import Store, is_store_failure
 from alerting.model import CheckTrack, EngineState, Incident, Outcome, Silence
 
 log = logging.getLogger("vaktpost.outbox")
-
-
-def _dumps(data: Any) -> str:
-    return json.dumps(data, ensure_ascii=False, separators=(",", ":"))
 
 
 def read_state(db: sqlite3.Connection) -> EngineState:
@@ -66,56 +62,23 @@ class IncidentStore:
 
     async def persist(self, out: Outcome, state: EngineState) -> None:
         """One transaction for one (or several merged) engine outcomes."""
-        # Serialise now, on the event loop, so later engine changes cannot leak in.
-        checks = [(name, _dumps(t.to_json())) for name, t in out.checks.items()]
-        incidents = [
-            (
-                i.id,
-                i.department,
-                i.system,
-                i.status,
-                i.started_at,
-                i.resolved_at,
-                _dumps(i.to_json()),
-            )
-            for i in out.incidents.values()
-        ]
-        events = [
-            (e.incident_id, e.at, e.kind, e.step, _dumps(list(e.channels)), e.message)
-            for e in out.events
-        ]
-        notes = [
-            (
-                n.dedup_key,
-                n.channel,
-                n.incident_id,
-                n.kind,
-                n.created_at,
-                _dumps(n.payload),
-                n.created_at if n.due_at is None else n.due_at,
-            )
-            for n in out.notifications
-        ]
-        meta = [
-            ("next_incident_id", str(state.next_incident_id)),
-            ("next_silence_id", str(state.next_silence_id)),
-        ]
+        rows = OutcomeRows.of(out, state)
 
         def write(db: sqlite3.Connection) -> None:
             db.executemany(
                 "INSERT INTO alert_checks(check_name, data) VALUES (?, ?)"
                 " ON CONFLICT(check_name) DO UPDATE SET data=excluded.data",
-                checks,
+                rows.checks,
             )
-            db.executemany(_UPSERT_INCIDENT, incidents)
-            db.executemany(_INSERT_EVENT, events)
-            db.executemany(_INSERT_NOTE, notes)
-            db.executemany("INSERT OR REPLACE INTO alert_meta(key, value) VALUES (?, ?)", meta)
+            db.executemany(_UPSERT_INCIDENT, rows.incidents)
+            db.executemany(_INSERT_EVENT, rows.events)
+            db.executemany(_INSERT_NOTE, rows.notes)
+            db.executemany("INSERT OR REPLACE INTO alert_meta(key, value) VALUES (?, ?)", rows.meta)
 
         await self.store.call(write)
 
     async def save_silence(self, silence: Silence, state: EngineState) -> None:
-        row = (silence.id, silence.ends_at, _dumps(silence.to_json()))
+        row = (silence.id, silence.ends_at, dumps(silence.to_json()))
         meta = ("next_silence_id", str(state.next_silence_id))
 
         def write(db: sqlite3.Connection) -> None:
@@ -211,7 +174,7 @@ class IncidentStore:
                             u.row.incident_id,
                             u.row.kind,
                             u.row.created_at,
-                            _dumps(u.row.payload),
+                            dumps(u.row.payload),
                             u.done_at or u.row.created_at,
                         ),
                     )
