@@ -24,7 +24,7 @@ from dataclasses import dataclass, replace
 from agent.state.interface import AlertingStore, OutboxRow, OutboxUpdate
 from alerting.channels.base import ChannelConfig
 from alerting.channels.interface import Channel, DeliveryError, RetryableError
-from alerting.grouping import batches, merge, ready
+from alerting.grouping import batches, group_of, merge, ready
 
 log = logging.getLogger("vaktpost.outbox")
 # How many pending rows of a lane are looked at at once: a group of one root cause
@@ -206,7 +206,11 @@ class Outbox:
     async def _lane_once(self, name: str) -> float:
         """Send one batch; return how long to sleep unless woken."""
         config = self.configs[name]
-        rows = await self.store.head(name, max(config.concurrency, HEAD_SCAN))
+        rows = await self.store.head(name, config.concurrency)
+        if any(group_of(r) for r in rows) and len(rows) == config.concurrency:
+            # A group of one root cause must be seen whole to go out as one message;
+            # a plain backlog is read a batch at a time (no 512 payloads per send).
+            rows = await self.store.head(name, max(config.concurrency, HEAD_SCAN))
         if not rows:
             return 30.0
         now = self.clock()
