@@ -123,6 +123,8 @@ class CheckConfig(BaseModel):
     timeout: Timeout = 10.0
     labels: dict[str, str] = Field(default_factory=dict)
     depends_on: tuple[str, ...] = ()
+    # Agent-name globs of a fleet that may run it (empty: any); see core/placement.py.
+    run_on: tuple[str, ...] = ()
     failures_before_alert: Annotated[int, Field(ge=1)] = 2
     successes_before_recovery: Annotated[int, Field(ge=1)] = 1
     severity: Literal["warning", "critical"] = "critical"

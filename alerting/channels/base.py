@@ -18,6 +18,8 @@ class ChannelConfig(BaseModel):
     # Notified for checks in no department when agent.default_escalation is unset.
     default: bool = False
     fallback: tuple[str, ...] = ()
+    # Agent-name globs of a fleet that may deliver it (empty: any): the host with the modem.
+    run_on: tuple[str, ...] = ()
     timeout: Annotated[Duration, Field(gt=0)] = 10.0
     concurrency: Annotated[int, Field(ge=1, le=64)] = 2
 
