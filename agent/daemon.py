@@ -80,6 +80,7 @@ class Agent:
         ]
         self._stop = asyncio.Event()
         self._dirty: dict[str, CheckState] = {}
+        self._flush_failing = False
         self._tasks: list[asyncio.Task[None]] = []
         self._runner: web.AppRunner | None = None
         self._reload_lock = asyncio.Lock()
@@ -241,7 +242,15 @@ class Agent:
         try:
             await (self.shared_store or self.store).save_results(rows)
         except Exception as exc:  # the store may be full or gone: keep running, say so
-            log.error("could not persist results", extra={"error": str(exc)})
+            # Written at the next flush that works; a newer result of a check wins.
+            self._dirty = {**dirty, **self._dirty}
+            if not self._flush_failing:  # once per outage, not every second of it
+                log.error("could not persist results", extra={"error": str(exc)})
+            self._flush_failing = True
+            return
+        if self._flush_failing and rows:
+            log.info("results are persisted again", extra={"results": len(rows)})
+        self._flush_failing = False
 
     async def _flush_results_forever(self) -> None:
         while True:
