@@ -25,6 +25,8 @@ class CheckState:
     # scrape only joins strings (see agent/metrics.py).
     rendered: dict[str, str] = field(default_factory=dict)
     rendered_key: object = None  # (result, consecutive_failures) that `rendered` shows
+    # In a fleet: the agent that ran `result` ("" until someone has).
+    agent: str = ""
 
     @property
     def confirmed_failing(self) -> bool:
@@ -54,6 +56,7 @@ class ResultBook:
     def __init__(self) -> None:
         self.states: dict[str, CheckState] = {}
         self.listeners: list[Listener] = []
+        self.agent = ""  # this agent's name, for the results it runs itself
 
     def configure(self, checks: tuple[CheckConfig, ...]) -> None:
         """Keep the history of checks whose config is unchanged; forget removed ones."""
@@ -68,6 +71,7 @@ class ResultBook:
                 if previous is not None and previous.config.type == config.type:
                     state.result = previous.result
                     state.runs = previous.runs
+                    state.agent = previous.agent
                 self.states[config.name] = state
 
     def record(self, name: str, result: CheckResult) -> CheckState | None:
@@ -75,8 +79,23 @@ class ResultBook:
         if state is None:  # removed by a reload while it ran
             return None
         state.record(result)
+        state.agent = self.agent
         for listener in self.listeners:
             listener(state)
+        return state
+
+    def absorb(self, name: str, result: CheckResult, agent: str) -> CheckState | None:
+        """A result another agent of the fleet ran, read from the shared store.
+
+        Shown (API, metrics, page, readiness) but not counted or passed to the
+        listeners: the engine holder reads it from the store itself, and history
+        and persistence belong to the agent that ran it.
+        """
+        state = self.states.get(name)
+        if state is None:
+            return None
+        state.result = result
+        state.agent = agent
         return state
 
     def status_of(self, name: str) -> Status | None:

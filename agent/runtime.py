@@ -7,7 +7,7 @@ import contextlib
 import logging
 import time
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from datetime import UTC, datetime
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
@@ -63,10 +63,14 @@ class Runtime:
         )
         self.last_tick = time.monotonic()
 
-    def apply(self, checks: tuple[CheckConfig, ...]) -> None:
-        """(Re)build probes and jobs. Unchanged checks keep their phase and history."""
+    def apply(self, checks: tuple[CheckConfig, ...], local: Collection[str] | None = None) -> None:
+        """(Re)build probes and jobs. Unchanged checks keep their phase and history.
+
+        In a fleet the book knows every check and `local` names those this agent
+        runs (the others' results come from the store); None: all of them.
+        """
         self.book.configure(checks)
-        wanted = {c.name: c for c in checks}
+        wanted = {c.name: c for c in checks if local is None or c.name in local}
         for name in list(self.checks):
             if name not in wanted or self.checks[name].config != wanted[name]:
                 self._remove(name)

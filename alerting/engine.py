@@ -39,10 +39,16 @@ _INCIDENT_FIELDS = tuple(f.name for f in fields(Incident))
 
 
 class IncidentEngine:
-    def __init__(self, config: Config, state: EngineState | None = None) -> None:
+    def __init__(
+        self,
+        config: Config,
+        state: EngineState | None = None,
+        fleet_agents: tuple[str, ...] = (),
+    ) -> None:
         self.state = state or EngineState()
         self.config = config
-        self.plan: Plan = build_plan(config)
+        self.fleet_agents = fleet_agents
+        self.plan: Plan = build_plan(config, fleet_agents)
         # (incident, step, now, person) -> a signed ack link; set by the service when
         # agent.external_url is configured (the key lives in the store, not here).
         self.ack_link: Callable[[int, int | None, float, str | None], str] | None = None
@@ -52,7 +58,7 @@ class IncidentEngine:
         is re-evaluated, so a failing check newly placed in a system opens its incident."""
         old_plan = self.plan
         self.config = config
-        self.plan = build_plan(config)
+        self.plan = build_plan(config, self.fleet_agents)
         out = Outcome()
         for incident in list(self.state.incidents.values()):
             key = (incident.department, incident.system)
@@ -62,6 +68,14 @@ class IncidentEngine:
                 out.merge(self._guarded(incident, step))
         out.merge(self.reconcile(now))
         return out
+
+    def set_fleet_agents(self, agents: tuple[str, ...], now: float) -> Outcome:
+        """The agents a fleet knows changed: each is watched as a pseudo check, and one
+        that is gone from the members table (a clean stop) resolves like a removed system."""
+        if agents == self.fleet_agents:
+            return Outcome()
+        self.fleet_agents = agents
+        return self.reconfigure(self.config, now)
 
     def reconcile(self, now: float) -> Outcome:
         """Re-evaluate every incident from the current check tracks (start, reload)."""

@@ -7,6 +7,7 @@ peer) in no department, which gets the default ladder.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
@@ -106,7 +107,12 @@ def _spec(check: CheckConfig) -> CheckSpec:
     )
 
 
-def build_plan(config: Config) -> Plan:
+def fleet_agent_check(agent: str) -> str:
+    """The pseudo check of a fleet's agent: critical while its lease has lapsed."""
+    return f"fleet-agent-{agent}"
+
+
+def build_plan(config: Config, fleet_agents: Iterable[str] = ()) -> Plan:
     units: dict[tuple[str | None, str], Unit] = {}
     by_check: dict[str, list[tuple[str | None, str]]] = {}
     for dept in config.departments:
@@ -138,6 +144,12 @@ def build_plan(config: Config) -> Plan:
     # damaged store was moved aside (AlertingService watches it).
     specs[STORE_CHECK] = CheckSpec(STORE_CHECK, 1, 1)
     standalone.append(STORE_CHECK)
+    # A lapsed agent of a fleet (agent/fleet_component.py): the agents are not in the
+    # config, so the service passes the names the fleet's members table knows.
+    for agent in fleet_agents:
+        name = fleet_agent_check(agent)
+        specs[name] = CheckSpec(name, 1, 1)
+        standalone.append(name)
     # A missed channel drill: a warning incident of drill-NAME (agent/drills_component.py).
     for drill in config.drills:
         name = f"drill-{drill.name}"

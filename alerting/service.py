@@ -26,7 +26,7 @@ from alerting.channels.registry import build_channel
 from alerting.engine import IncidentEngine
 from alerting.model import Incident, Outcome, Silence
 from alerting.outbox import Backoff, Outbox
-from alerting.plan import STORE_CHECK
+from alerting.plan import STORE_CHECK, fleet_agent_check
 from alerting.selfwatch import heartbeat_forever, peers_forever
 from alerting.significant_clocks import SignificantClocks
 
@@ -79,12 +79,13 @@ class AlertingService:
         self.fleet_store = store if isinstance(store, PostgresStore) else None
         self.holding = self.fleet_store is None
         self._results_seq = 0  # the newest result of another agent the holder has read
+        self.fleet_agents: tuple[str, ...] = ()  # every agent the members table knows
         self._renewed = 0.0  # monotonic time of the last successful take/renewal
 
     # -- lifecycle --------------------------------------------------------------------
     async def start(self) -> None:
         state = await self.store.load_state()
-        self.engine = IncidentEngine(self.config, state)
+        self.engine = IncidentEngine(self.config, state, self.fleet_agents)
         await self.significant.load()
         await self._set_ack_links()
         # The config may have changed while the agent was down: a failing check newly
@@ -180,6 +181,17 @@ class AlertingService:
     def observe(self, check: str, status: str, message: str, now: float) -> None:
         if self.engine is not None and self.holding:
             self.enqueue(self.engine.observe(check, status, message, now))
+
+    def observe_agents(self, verdicts: dict[str, tuple[str, str]]) -> None:
+        """The fleet's agents as pseudo checks (name -> (status, message)): a lapsed
+        agent is an incident on the default ladder, resolved when it renews again."""
+        self.fleet_agents = tuple(sorted(verdicts))
+        if self.engine is None or not self.holding:
+            return
+        now = self.clock()
+        self.enqueue(self.engine.set_fleet_agents(self.fleet_agents, now))
+        for agent, (status, message) in sorted(verdicts.items()):
+            self.observe(fleet_agent_check(agent), status, message, now)
 
     def enqueue(self, out: Outcome) -> None:
         for error in out.errors:
@@ -394,7 +406,7 @@ class AlertingService:
         async with self._commit_lock:
             store.fence = token
             state = await self.store.load_state()
-            self.engine = IncidentEngine(self.config, state)
+            self.engine = IncidentEngine(self.config, state, self.fleet_agents)
             self._pending = Outcome()
             self._results_seq = 0
             self.holding = True

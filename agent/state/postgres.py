@@ -587,6 +587,31 @@ class PostgresStore:
         top = max([seq, *(int(r[0]) for r in rows)])
         return top, [(r[1], r[2], r[3], r[4]) for r in rows]
 
+    async def fleet_results(self, seq: int, exclude_agent: str) -> tuple[int, list[dict[str, Any]]]:
+        """Whole results other agents wrote after `seq`, for this agent's view of the
+        fleet (API, metrics, page): (the newest seq, rows shaped like load_results)."""
+        rows = await self._run(
+            _fetch,
+            "SELECT seq, check_name, type, status, message, facts, duration_seconds,"
+            " finished_at, agent FROM check_results WHERE seq > %s AND agent <> %s"
+            " ORDER BY seq",
+            (seq, exclude_agent),
+        )
+        top = max([seq, *(int(r[0]) for r in rows)])
+        return top, [
+            {
+                "name": r[1],
+                "type": r[2],
+                "status": r[3],
+                "message": r[4],
+                "facts": json.loads(r[5]),
+                "duration_seconds": r[6],
+                "finished_at": r[7],
+                "agent": r[8],
+            }
+            for r in rows
+        ]
+
     async def claim_ids(self, ids: list[int], hold: float = 60.0) -> set[int]:
         """Claim these pending rows for this process (FOR UPDATE SKIP LOCKED, like
         `claim`): the outbox lane picks and groups its rows, then sends only those
