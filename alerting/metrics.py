@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from alerting.delivery_placement import undeliverable_metric
 from alerting.views import department_state
 
 if TYPE_CHECKING:
@@ -64,6 +65,8 @@ class AlertingCollector(Collector):
                 pending.add_metric([channel], count)
         yield total
         yield pending
+        if outbox is not None:
+            yield undeliverable_metric(outbox.placement, outbox.configs)
 
     def _systems(self, engine: IncidentEngine) -> Iterator[Metric]:
         now = self._clock()

@@ -8,6 +8,8 @@ Retries back off exponentially with jitter. A `requires_internet` channel hands
 its rows to its `fallback` channels while the uplink is down, and also after
 repeated or permanent failures. Rows queued for a channel that a reload removed
 go to that channel's fallbacks that still exist, else they are dropped.
+In a fleet a channel's `run_on` says which agents start its lane
+(alerting/delivery_placement.py).
 """
 
 from __future__ import annotations
@@ -20,11 +22,15 @@ import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
 
 from agent.state.interface import AlertingStore, OutboxRow, OutboxUpdate
 from alerting.channels.base import ChannelConfig
 from alerting.channels.interface import Channel, DeliveryError, RetryableError
 from alerting.grouping import batches, group_of, merge, ready
+
+if TYPE_CHECKING:
+    from alerting.delivery_placement import DeliveryPlacement
 
 log = logging.getLogger("vaktpost.outbox")
 # How many pending rows of a lane are looked at at once: a group of one root cause
@@ -61,10 +67,13 @@ class Outbox:
         language: str = "sv",
         timezone: str = "Europe/Stockholm",
         claim: Callable[[list[int]], Awaitable[set[int]]] | None = None,
+        placement: DeliveryPlacement | None = None,
     ) -> None:
         self.store = store
         # In a fleet: take the rows about to be sent, so no other agent sends them too.
         self.claim = claim
+        # In a fleet: lanes only for the channels whose run_on allows this agent.
+        self.placement = placement
         self.language = language
         self.timezone = timezone
         self.channels = channels
@@ -86,6 +95,8 @@ class Outbox:
             self._start_lane(name)
 
     def _start_lane(self, name: str) -> None:
+        if self.placement is not None and not self.placement.delivers_here(self.configs[name]):
+            return  # another agent's channel: this one never claims its rows
         self._wake[name] = asyncio.Event()
         self._wake[name].set()
         self._tasks[name] = asyncio.create_task(self._lane(name), name=f"outbox-{name}")
@@ -149,6 +160,11 @@ class Outbox:
     async def refresh_pending(self) -> None:
         counts = await self.store.pending_counts()
         self.pending = {name: counts.get(name, 0) for name in {*self.channels, *counts}}
+        if self.claim is not None:
+            # Rows another agent's engine queued wake no lane here: look now, not in 30 s.
+            for name, count in counts.items():
+                if count:
+                    self.wake(name)
 
     async def settle_removed(self, fallbacks_of: Mapping[str, tuple[str, ...]]) -> int:
         """Rows pending for channels not configured any more: no lane will ever take them.
@@ -221,7 +237,7 @@ class Outbox:
             ids = {r.id for r in todo}
             hand = [r for r in rows if r.id in ids or r.id not in held]
             if hand:
-                await self._hand_over(name, config, hand, now)
+                await self.hand_over(name, config, hand, now)
                 return 0.0
         if not todo:
             return max(0.05, rows[0].next_attempt_at - now)
@@ -241,7 +257,7 @@ class Outbox:
                 if not gathered.done() and self.uplink_down():
                     gathered.cancel()
                     await asyncio.gather(gathered, return_exceptions=True)
-                    await self._hand_over(name, config, [r for b in sends for r in b], now)
+                    await self.hand_over(name, config, [r for b in sends for r in b], now)
                     return 0.0
         errors = await gathered
         updates = [
@@ -301,18 +317,30 @@ class Outbox:
         next_at = now + self.backoff.delay(attempts)
         return OutboxUpdate(row, "pending", attempts, next_at, str(error), None, fallbacks)
 
-    async def _hand_over(
-        self, name: str, config: ChannelConfig, rows: list[OutboxRow], now: float
+    async def hand_over(
+        self,
+        name: str,
+        config: ChannelConfig,
+        rows: list[OutboxRow],
+        now: float,
+        reason: str = "uplink down",
     ) -> None:
+        """Give rows to the channel's fallbacks: while the uplink is down, or while no
+        live agent may deliver the channel (alerting/delivery_placement.py)."""
         updates = [
-            OutboxUpdate(row, "skipped", row.attempts, now, "uplink down", now, config.fallback)
+            OutboxUpdate(row, "skipped", row.attempts, now, reason, now, config.fallback)
             for row in rows
         ]
         await self.store.record(updates)
         self.outcomes[(name, "skipped")] += len(rows)
         log.warning(
-            "uplink down: handed to fallback channels",
-            extra={"channel": name, "fallback": ",".join(config.fallback), "count": len(rows)},
+            f"{reason.split(':', 1)[0]}: handed to fallback channels",
+            extra={
+                "channel": name,
+                "fallback": ",".join(config.fallback),
+                "count": len(rows),
+                "reason": reason,
+            },
         )
         for target in config.fallback:
             self.wake(target)

@@ -23,6 +23,7 @@ from agent.state.sqlite import Store
 from alerting.acklinks import LinkSigner
 from alerting.channels.interface import Channel
 from alerting.channels.registry import build_channel
+from alerting.delivery_placement import DeliveryPlacement, watch_forever
 from alerting.engine import IncidentEngine
 from alerting.model import Incident, Outcome, Silence
 from alerting.outbox import Backoff, Outbox
@@ -78,6 +79,12 @@ class AlertingService:
         # In a fleet only the engine lease's holder runs the engine; alone, always.
         self.fleet_store = store if isinstance(store, PostgresStore) else None
         self.holding = self.fleet_store is None
+        # In a fleet: which channels this agent delivers (their run_on); alone: all.
+        self.placement = (
+            None
+            if self.fleet_store is None
+            else DeliveryPlacement(self.fleet_store.agent, lambda: self.config.agent.fleet.lease)
+        )
         self._results_seq = 0  # the newest result of another agent the holder has read
         self.fleet_agents: tuple[str, ...] = ()  # every agent the members table knows
         self._renewed = 0.0  # monotonic time of the last successful take/renewal
@@ -104,6 +111,7 @@ class AlertingService:
         if self.fleet_store is not None:
             self._spawn(self._supervised("engine lease", self._lease_forever))
             self._spawn(self._supervised("fleet results", self._poll_results_forever))
+            self._spawn(self._supervised("delivery placement", self._watch_placement))
         log.info("alerting started", extra={"open_incidents": len(state.incidents)})
 
     async def stop(self) -> None:
@@ -153,6 +161,7 @@ class AlertingService:
             self.config.agent.language,
             self.config.agent.timezone,
             None if self.fleet_store is None else self.fleet_store.claim_ids,
+            self.placement,
         )
         self.outbox.start()
         self._spawn(self._settle_removed())
@@ -445,6 +454,10 @@ class AlertingService:
             now = self.clock()
             for check, status, message, _agent in rows:
                 self.observe(check, status, message, now)
+
+    async def _watch_placement(self) -> None:
+        assert self.placement is not None and self.fleet_store is not None
+        await watch_forever(self.placement, self.fleet_store, lambda: self.outbox)
 
     async def _refresh_pending_forever(self) -> None:
         while True:
