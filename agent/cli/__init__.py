@@ -40,13 +40,14 @@ def build_parser() -> argparse.ArgumentParser:
         people.register,
     ):
         register(sub)
-    from agent.cli import fleet, incident, report, sms
+    from agent.cli import fleet, incident, report, sms, store
 
     incident.register(sub)
 
     report.register(sub)
     sms.register(sub)
     fleet.register(sub)
+    store.register(sub)
     return parser
 
 
