@@ -137,6 +137,24 @@ MIGRATIONS: list[str] = [
     ALTER TABLE check_results ADD COLUMN seq BIGINT NOT NULL DEFAULT nextval('check_results_seq');
     CREATE INDEX check_results_by_seq ON check_results(seq);
     """,
+    # 4: acks and silences that arrive at an agent without the engine lease, queued for
+    # the holder to apply (alerting/forwarding.py); the asker waits for the verdict.
+    """
+    CREATE TABLE requests (
+        id BIGSERIAL PRIMARY KEY,
+        kind TEXT NOT NULL,
+        body TEXT NOT NULL,
+        asked_by TEXT NOT NULL,
+        created_at TIMESTAMPTZ NOT NULL DEFAULT now(),
+        expires_at TIMESTAMPTZ NOT NULL,
+        state TEXT NOT NULL DEFAULT 'queued',
+        status INTEGER,
+        verdict TEXT,
+        answered_by TEXT,
+        answered_at TIMESTAMPTZ
+    );
+    CREATE INDEX requests_queued ON requests(id) WHERE state = 'queued';
+    """,
 ]
 
 
@@ -257,6 +275,11 @@ class PostgresStore:
         self._probe = asyncio.create_task(forever(), name="store-probe")
 
     # -- running work --------------------------------------------------------------
+    async def run(self, fn: Any, *args: Any) -> Any:
+        """fn(conn, *args) in one transaction, for modules with tables of their own
+        (agent/state/pg_requests.py); failures count toward the store's health."""
+        return await self._run(fn, *args)
+
     async def _run(self, fn: Any, *args: Any) -> Any:
         """fn(conn, *args) in one transaction; the store's health follows the outcome."""
         try:
