@@ -31,6 +31,7 @@ from agent.state.metrics import StoreCollector
 from agent.state.postgres import PostgresStore, PostgresStoreError
 from agent.state.sqlite import Store, StoreError
 from agent.state.sqlite_alerting import read_state
+from agent.store_outage import StoreOutageNotices
 from agent.web.app import build_app, part_routes
 from agent.web.guard import GuardedSite
 from checks.base import CheckContext
@@ -77,6 +78,7 @@ class Agent:
             self.readiness,
             self.history,
             self.fleet,
+            StoreOutageNotices(self),
         ]
         self._stop = asyncio.Event()
         self._dirty: dict[str, CheckState] = {}
