@@ -52,6 +52,8 @@ class Agent:
         self.store = Store(config.agent.state_dir)
         built = build_store(config.agent)
         self.shared_store = built if isinstance(built, PostgresStore) else None
+        if self.shared_store is not None:  # results say who ran them only in a fleet
+            self.book.agent = config.agent.name
         self.ctx = CheckContext(
             Path(config.agent.state_dir),
             config.agent.name,
@@ -72,6 +74,7 @@ class Agent:
         self.readiness = ReadinessComponent(self, extras=[self.alerting.department_extras])
         self.history = HistoryComponent(self)
         self.fleet = FleetComponent(self)
+        self.fleet.agent_listeners.append(self.alerting.service.observe_agents)
         self.components: list[Component] = [
             self.alerting,
             self.drills,
@@ -97,7 +100,8 @@ class Agent:
             self.shared_store.start_probe()
         self.metrics.registry.register(StoreCollector(self.shared_store or self.store))
         self.book.listeners.append(self._mark_dirty)
-        self.runtime.apply(self.config.checks)
+        # In a fleet nothing runs until membership says which checks are this agent's.
+        self.runtime.apply(self.config.checks, self.fleet.assignment(self.config.checks))
         for component in self.components:
             await component.start()
             for collector in component.collectors():
@@ -167,7 +171,7 @@ class Agent:
             old, reloaded = self.config, list[Component]()
             try:
                 self.config = new
-                self.runtime.apply(new.checks)
+                self.runtime.apply(new.checks, self.fleet.assignment(new.checks))
                 for component in self.components:
                     reloaded.append(component)
                     component.reload(new)
@@ -195,7 +199,7 @@ class Agent:
         """Undo a half-applied reload: the checks and every component told so far."""
         self.config = old
         try:
-            self.runtime.apply(old.checks)
+            self.runtime.apply(old.checks, self.fleet.assignment(old.checks))
             for component in reloaded:
                 component.reload(old)
         except Exception as exc:  # nothing better to do than to say so, loudly
@@ -227,6 +231,9 @@ class Agent:
                 )
             else:
                 out.append(state.result.to_json(name, state.config.type))
+            # Who ran it: in a fleet any agent; None while no live agent may run it.
+            alone = self.shared_store is None
+            out[-1]["agent"] = self.config.agent.name if alone else (state.agent or None)
         return out
 
     # -- persistence of results --------------------------------------------------

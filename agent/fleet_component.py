@@ -16,7 +16,7 @@ import hashlib
 import json
 import logging
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -25,6 +25,10 @@ from prometheus_client.registry import Collector
 
 from agent import __version__
 from agent.config import Config
+from checks.base import CheckConfig, CheckResult
+from core.humanize import rfc3339
+from core.placement import may_run, owner
+from core.status import Status
 
 if TYPE_CHECKING:
     from agent.host import Host
@@ -82,7 +86,14 @@ class FleetComponent:
         self.view = FleetView()
         self._reported: tuple[list[str], list[str]] = ([], [])
         self._task: asyncio.Task[None] | None = None
+        self._results_task: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
+        self._results_seq = 0  # the newest result of another agent this one has read
+        self._local: frozenset[str] | None = None  # the checks this agent runs now
+        self._tried = False  # whether membership was read (or tried) once
+        self._orphan_recorded: dict[str, float] = {}  # check -> monotonic time recorded
+        # Told every refresh: agent name -> (status, message), for the engine holder.
+        self.agent_listeners: list[Callable[[dict[str, tuple[str, str]]], None]] = []
 
     @property
     def lease(self) -> float:
@@ -94,12 +105,14 @@ class FleetComponent:
             return
         await self.refresh()
         self._task = asyncio.create_task(self._renew_forever(), name="fleet-membership")
+        self._results_task = asyncio.create_task(self._read_forever(), name="fleet-results")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
-            self._task = None
+        for task in (self._task, self._results_task):
+            if task is not None:
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
+        self._task = self._results_task = None
         store = self.host.shared_store
         if store is not None:
             with contextlib.suppress(Exception):  # a store that is gone lets the lease lapse
@@ -107,6 +120,7 @@ class FleetComponent:
 
     def reload(self, config: Config) -> None:
         self.config_hash = config_hash(config)
+        self._local = self.assignment(config.checks)
         self._wake.set()  # publish the new hash now, not a third of a lease later
 
     def collectors(self) -> list[Collector]:
@@ -131,10 +145,142 @@ class FleetComponent:
             members = await store.members()
             holder = await store.lease_holder()
         except Exception as exc:  # the store's own health is reported by StoreCollector
+            # Keep running what this agent ran: the others cannot be seen to move. At
+            # start, with no view yet, it runs what it may as if alone: probing goes on.
             self.view = FleetView(self.view.members, self.view.holder, False, str(exc))
+            if not self._tried:
+                self._tried = True
+                self._assign()
             return
+        self._tried = True
         self.view = FleetView(members, holder, True)
         self._report()
+        self._assign()
+        self._mark_orphans()
+        verdicts = self.agent_verdicts()
+        for listener in self.agent_listeners:
+            try:
+                listener(verdicts)
+            except Exception:  # one listener's bug must not stop membership
+                log.exception("a fleet listener failed")
+
+    # -- check assignment ---------------------------------------------------------------
+    def live_names(self) -> list[str]:
+        names = {m["name"] for m in self.view.members if m["live"]}
+        names.add(self.host.config.agent.name)  # it runs, so it is live to itself
+        return sorted(names)
+
+    def assignment(self, checks: tuple[CheckConfig, ...]) -> frozenset[str] | None:
+        """The checks this agent runs: those rendezvous hashing gives it among the live
+        agents their run_on allows. None alone (it runs every check)."""
+        if self.host.shared_store is None:
+            return None
+        if not self._tried:
+            return frozenset()  # before the first look at the members: nothing yet
+        live, me = self.live_names(), self.host.config.agent.name
+        return frozenset(c.name for c in checks if owner(c.name, c.run_on, live) == me)
+
+    def _assign(self) -> None:
+        local = self.assignment(self.host.config.checks)
+        if local == self._local:
+            return
+        before, self._local = self._local, local
+        self.host.runtime.apply(self.host.config.checks, local)
+        if before is not None and local is not None:
+            log.info(
+                "checks moved",
+                extra={"taken": len(local - before), "given": len(before - local)},
+            )
+
+    def local_checks(self) -> frozenset[str] | None:
+        return self._local
+
+    def orphan_reason(self, check: CheckConfig) -> str | None:
+        """Why no live agent may run this check (None: one may)."""
+        live = self.live_names()
+        if owner(check.name, check.run_on, live) is not None:
+            return None
+        down = sorted(
+            {m["name"] for m in self.view.members if may_run(check.run_on, m["name"])} - set(live)
+        )
+        if down:
+            verb = "is" if len(down) == 1 else "are"
+            return f"no live agent may run it: {', '.join(down)} {verb} down"
+        return f"no live agent may run it: no agent matches run_on {list(check.run_on)}"
+
+    def _mark_orphans(self) -> None:
+        """A check no live agent may run is `unknown` with the reason, on every agent's
+        view; the engine holder records it at the check's interval, so its incident
+        follows failures_before_alert like any other result."""
+        book = self.host.book
+        holding = self.holding()
+        now, mono = time.time(), time.monotonic()
+        seen = set()
+        for check in self.host.config.checks:
+            reason = self.orphan_reason(check)
+            if reason is None:
+                continue
+            seen.add(check.name)
+            result = CheckResult(Status.UNKNOWN, reason, finished_at=now)
+            last = self._orphan_recorded.get(check.name)
+            if holding and (last is None or mono - last >= check.interval):
+                self._orphan_recorded[check.name] = mono
+                book.record(check.name, result)
+            book.absorb(check.name, result, "")
+        self._orphan_recorded = {k: v for k, v in self._orphan_recorded.items() if k in seen}
+
+    def holding(self) -> bool:
+        store, holder = self.host.shared_store, self.view.holder
+        if store is None:
+            return True
+        return holder is not None and holder["live"] and holder["instance"] == store.instance
+
+    def agent_verdicts(self) -> dict[str, tuple[str, str]]:
+        """Each agent the members table knows, as a check: critical once its lease lapsed."""
+        newest: dict[str, dict[str, Any]] = {}
+        for m in self.view.members:
+            have = newest.get(m["name"])
+            if have is None or (m["live"], m["seen_at"]) > (have["live"], have["seen_at"]):
+                newest[m["name"]] = m
+        out = {}
+        for name, m in newest.items():
+            if m["live"]:
+                out[name] = ("ok", f"agent {name} renews its lease")
+            else:
+                since = rfc3339(m["seen_at"])
+                out[name] = ("critical", f"agent {name} has not renewed its lease since {since}")
+        return out
+
+    async def _read_forever(self) -> None:
+        """Other agents' results, for this agent's view of the whole fleet."""
+        while True:
+            await self.read_results()
+            await asyncio.sleep(1.0)
+
+    async def read_results(self) -> None:
+        store = self.host.shared_store
+        if store is None:
+            return
+        try:
+            self._results_seq, rows = await store.fleet_results(self._results_seq, store.agent)
+        except Exception:  # the store's health is watched and reported elsewhere
+            return
+        local = self._local or frozenset()
+        for row in rows:
+            if row["name"] in local:
+                continue  # it moved here; this agent's own result is the newer one
+            try:
+                status = Status.parse(row["status"])
+            except (KeyError, ValueError):  # written by a newer agent: shown once it is known
+                continue
+            result = CheckResult(
+                status,
+                row["message"],
+                {k: float(v) for k, v in row["facts"].items()},
+                float(row["duration_seconds"]),
+                float(row["finished_at"]),
+            )
+            self.host.book.absorb(row["name"], result, row["agent"])
 
     def _report(self) -> None:
         found = (self.duplicates(), self.mismatched())

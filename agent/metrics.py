@@ -37,6 +37,7 @@ _CORE = [
         "gauge",
         "Failing results in a row (critical or unknown), as counted for failures_before_alert.",
     ),
+    ("check_agent", "gauge", "1 for the agent of the fleet that ran the check's last probe."),
 ]
 
 
@@ -98,6 +99,8 @@ def render_state(state: CheckState) -> dict[str, str]:
             "check_consecutive_failures", by_check, state.consecutive_failures
         ),
     }
+    if state.agent:  # in a fleet (alone the book leaves it empty: no line per check)
+        out["check_agent"] = _line("check_agent", f'{by_check},agent="{_escape(state.agent)}"', 1)
     for fact, metric in state.config.metric_facts.items():
         if fact in result.facts:
             out[metric] = _line(metric, by_check, result.facts[fact])
@@ -141,7 +144,7 @@ class CheckExposition:
     def render(self) -> str:
         states = list(self.book.states.values())
         for state in states:
-            key = (state.result, state.consecutive_failures)
+            key = (state.result, state.consecutive_failures, state.agent)
             if state.rendered_key != key:
                 state.rendered = render_state(state)
                 state.rendered_key = key

@@ -75,11 +75,17 @@ class Runtime:
             if name not in wanted or self.checks[name].config != wanted[name]:
                 self._remove(name)
         now = time.time()
+        added = []
         for name, config in wanted.items():
             if name in self.checks:
                 continue
             self.checks[name] = registry.build(config, self.ctx)
             self._join_slot(name, config.interval, now)
+            added.append(name)
+        if added and self._scheduler.running:
+            # A check that moved here from a lapsed agent of the fleet (or a reload's
+            # new one) runs soon, not at its slot up to an interval later.
+            self._first_runs(added)
 
     def _join_slot(self, name: str, interval: float, now: float) -> None:
         slot = int(start_offset(name, interval) // SLOT)
@@ -126,17 +132,19 @@ class Runtime:
     def start(self) -> None:
         self._scheduler.start()
         self.last_tick = time.monotonic()
-        self._first_runs()
+        self._first_runs(list(self.checks))
 
-    def _first_runs(self) -> None:
+    def _first_runs(self, names: list[str]) -> None:
         """A first result for every check soon after start, not up to an interval later.
 
         Spread at FIRST_RUN_RATE checks a second (never beyond a check's interval),
         so a large config does not start with a stampede either.
         """
         loop = asyncio.get_running_loop()
-        spread = max(1.0, len(self.checks) / FIRST_RUN_RATE)
-        for name, check in self.checks.items():
+        self._timers = [t for t in self._timers if t.when() > loop.time()]
+        spread = max(1.0, len(names) / FIRST_RUN_RATE)
+        for name in names:
+            check = self.checks[name]
             due = loop.time() + start_offset(name, min(spread, check.config.interval))
             self._timers.append(loop.call_at(due, self._spawn_first, name, due))
 
