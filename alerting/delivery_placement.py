@@ -51,6 +51,7 @@ class DeliveryPlacement:
         self.now: float | None = None  # database time of the last look; None: none yet
         # channel -> database time since when no live agent may deliver it
         self._since: dict[str, float] = {}
+        self._configs: dict[str, ChannelConfig] = {}  # as of the last look
 
     def delivers_here(self, config: ChannelConfig) -> bool:
         return may_run(config.run_on, self.agent)
@@ -73,8 +74,10 @@ class DeliveryPlacement:
         self.live = live
         self.lapsed = {n: at for n, at in lapsed.items() if n not in live}
         self.now = now
-        for name in [n for n in self._since if n not in configs]:
-            del self._since[name]
+        for name in list(self._since):
+            if configs.get(name) != self._configs.get(name):  # removed, or run_on changed
+                del self._since[name]
+        self._configs = dict(configs)
         for name, config in configs.items():
             self._update(name, config, now)
 

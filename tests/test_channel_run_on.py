@@ -241,3 +241,17 @@ def test_alone_run_on_is_ignored_and_the_agent_delivers_every_channel(tmp_path: 
             metrics = agent.get("/metrics")[1].decode()
         assert receiver.dedup_keys() == ["srv-a/dept/app/1/0"]
     assert 'vaktpost_channel_undeliverable{channel="lan"} 0.0' in metrics
+
+
+def test_a_reload_that_moves_the_channel_starts_its_wait_afresh() -> None:
+    old = ChannelConfig(type="webhook", run_on=("srv-gw",), fallback=("mail",))
+    new = ChannelConfig(type="webhook", run_on=("srv-gw2",), fallback=("mail",))
+    placement = DeliveryPlacement("srv-a", lambda: LEASE)
+    placement.observe([member("srv-gw", False, 10.0)], 1000.0, {"lan": old})
+    assert placement.overdue("lan")
+    # srv-gw2 was never seen: the wait for it starts at this look, not at srv-gw's lapse.
+    placement.observe([member("srv-gw", False, 10.0)], 1001.0, {"lan": new})
+    assert placement.undeliverable("lan") and not placement.overdue("lan")
+    assert placement.reason("lan", new) == (
+        "no live agent may deliver lan: every agent matching srv-gw2 down"
+    )
