@@ -25,6 +25,7 @@ from alerting.channels.interface import Channel
 from alerting.channels.registry import build_channel
 from alerting.delivery_placement import DeliveryPlacement, watch_forever
 from alerting.engine import IncidentEngine
+from alerting.forwarding import Forwarder
 from alerting.model import Incident, Outcome, Silence
 from alerting.outbox import Backoff, Outbox
 from alerting.plan import STORE_CHECK, fleet_agent_check
@@ -35,10 +36,6 @@ log = logging.getLogger("vaktpost.alerting")
 TICK = 0.25  # seconds between escalation clock ticks
 STORE_WATCH = 2.0  # seconds between looks at the state store's health
 RECOVERY_NOTICE = 86400.0  # a damaged store that was replaced stays an incident this long
-
-
-class NotHolder(Exception):
-    """A write that only the engine's holder can make arrived at another agent."""
 
 
 class AlertingService:
@@ -88,6 +85,8 @@ class AlertingService:
         self._results_seq = 0  # the newest result of another agent the holder has read
         self.fleet_agents: tuple[str, ...] = ()  # every agent the members table knows
         self._renewed = 0.0  # monotonic time of the last successful take/renewal
+        # Acks and silences at a non-holder go to the holder through the store.
+        self.forwarding = Forwarder(self, self.fleet_store)
 
     # -- lifecycle --------------------------------------------------------------------
     async def start(self) -> None:
@@ -111,6 +110,7 @@ class AlertingService:
         if self.fleet_store is not None:
             self._spawn(self._supervised("engine lease", self._lease_forever))
             self._spawn(self._supervised("fleet results", self._poll_results_forever))
+            self._spawn(self._supervised("forwarded requests", self.forwarding.serve_forever))
             self._spawn(self._supervised("delivery placement", self._watch_placement))
         log.info("alerting started", extra={"open_incidents": len(state.incidents)})
 
@@ -246,17 +246,11 @@ class AlertingService:
             for name in {n.channel for n in out.notifications}:
                 self.outbox.wake(name)
 
-    def _require_holder(self) -> None:
-        if not self.holding:
-            raise NotHolder(
-                "this agent does not hold the fleet's engine lease: send acknowledgements"
-                " and silences to the holder (GET /api/v1/fleet names it)"
-            )
-
     async def acknowledge(
         self, incident_id: int, by: str, comment: str, via: str = "", person: str | None = None
     ) -> Incident:
-        self._require_holder()
+        if not self.holding:
+            return await self.forwarding.acknowledge(incident_id, by, comment, via, person)
         assert self.engine is not None
         now = self.clock()
         self.enqueue(self.engine.acknowledge(incident_id, by, comment, now, via, person))
@@ -283,6 +277,8 @@ class AlertingService:
         incident's code; anything else is logged and changes nothing."""
         from alerting.ackcodes import parse_reply, person_by_phone
 
+        if not self.holding:  # its incidents are a stale copy: the holder knows the codes
+            return await self.forwarding.acknowledge_code(text, number)
         assert self.engine is not None
         person = person_by_phone(self.config.people, number)
         reply = parse_reply(text)
@@ -302,14 +298,16 @@ class AlertingService:
     async def add_silence(
         self, matchers: dict[str, str], starts_at: float, ends_at: float, comment: str, by: str
     ) -> Silence:
-        self._require_holder()
+        if not self.holding:
+            return await self.forwarding.add_silence(matchers, starts_at, ends_at, comment, by)
         assert self.engine is not None
         silence = self.engine.add_silence(matchers, starts_at, ends_at, comment, by)
         await self.store.save_silence(silence, self.engine.state)
         return silence
 
     async def expire_silence(self, silence_id: int) -> Silence:
-        self._require_holder()
+        if not self.holding:
+            return await self.forwarding.expire_silence(silence_id)
         assert self.engine is not None
         silence = self.engine.expire_silence(silence_id, self.clock())
         await self.store.save_silence(silence, self.engine.state)

@@ -14,6 +14,7 @@ from agent.web.auth import require_operator
 from agent.web.bodies import read_json
 from agent.web.csrf import form_with_token
 from alerting.acklinks import AckLink, LinkError
+from alerting.forwarding import ForwardError
 from alerting.model import Incident
 
 if TYPE_CHECKING:
@@ -77,14 +78,17 @@ class AckApi:
     def _words(self) -> dict[str, str]:
         return _WORDS.get(self.host.config.agent.language, _WORDS["sv"])
 
-    def _open(self, request: web.Request) -> tuple[AckLink, Incident]:
+    async def _open(self, request: web.Request) -> tuple[AckLink, Incident]:
         """The link's incident, still open; LinkError with the page to show otherwise."""
-        signer = self.host.alerting.service.link_signer
-        engine = self.host.alerting.service.engine
-        if signer is None or engine is None:
+        service = self.host.alerting.service
+        signer = service.link_signer
+        if signer is None or service.engine is None:
             raise LinkError(self._words()["off"], 404)
         link = signer.verify(request.match_info["token"], time.time())
-        incident = engine.state.incidents.get(link.incident_id)
+        try:  # at a non-holder: as the holder last committed it
+            incident = await service.forwarding.open_incident(link.incident_id)
+        except ForwardError as exc:
+            raise LinkError(str(exc), exc.status) from None
         if incident is None:
             raise LinkError(self._words()["over"], 410)
         return link, incident
@@ -92,7 +96,7 @@ class AckApi:
     async def link_get(self, request: web.Request) -> web.Response:
         """What is down and a confirm button; changes nothing (mail scanners open links)."""
         try:
-            _, incident = self._open(request)
+            _, incident = await self._open(request)
         except LinkError as exc:
             return self._page(str(exc), exc.status)
         w = self._words()
@@ -104,7 +108,7 @@ class AckApi:
 
     async def link_post(self, request: web.Request) -> web.Response:
         try:
-            link, incident = self._open(request)
+            link, incident = await self._open(request)
         except LinkError as exc:
             return self._page(str(exc), exc.status)
         w = self._words()
@@ -113,7 +117,10 @@ class AckApi:
         people = self.host.config.people
         person = link.person if link.person in people else None
         by = (people[person].name or person) if person else w["by_link"]
-        await self.host.alerting.service.acknowledge(incident.id, by, "", "link", person)
+        try:
+            await self.host.alerting.service.acknowledge(incident.id, by, "", "link", person)
+        except ForwardError as exc:  # at a non-holder: the holder's verdict, or none in time
+            return self._page(str(exc), exc.status)
         log.info("acknowledged by link", extra={"incident": incident.id, "person": person})
         return self._page(w["done"].format(by=by), 200)
 

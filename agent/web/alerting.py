@@ -187,7 +187,8 @@ class AlertingApi:
         comment = _text(body, "comment", MAX_COMMENT, _CONTROL)
         engine = self.service.engine
         assert engine is not None
-        if incident_id not in engine.state.incidents:
+        # A non-holder's incidents are a stale copy: the holder answers 404 itself.
+        if self.service.holding and incident_id not in engine.state.incidents:
             raise web.HTTPNotFound(reason=f"no open incident {incident_id}")
         by = by or user or request.remote or "unknown"
         # How it came, for the timeline and the acknowledged notice: the CLI says so.
@@ -228,7 +229,7 @@ class AlertingApi:
         engine = self.service.engine
         assert engine is not None
         silence_id = parse_id(request.match_info["id"], "silence")
-        if silence_id not in engine.state.silences:
+        if self.service.holding and silence_id not in engine.state.silences:
             raise web.HTTPNotFound(reason=f"no active silence {silence_id}")
         silence = await self.service.expire_silence(silence_id)
         return web.json_response(silence_json(silence))

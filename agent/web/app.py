@@ -27,7 +27,7 @@ from agent.web.readiness import ReadinessApi
 from agent.web.signals import SignalsApi
 from agent.web.significant import SignificantApi
 from agent.web.statuspage import console_of, render_status_page
-from alerting.service import NotHolder
+from alerting.forwarding import ForwardError
 
 if TYPE_CHECKING:
     from agent.web.host import WebHost
@@ -55,8 +55,8 @@ async def _answer(
         return json_error(403, refused)
     try:
         return await handler(request)
-    except NotHolder as exc:  # a fleet agent without the engine: say where to go
-        return json_error(409, str(exc))
+    except ForwardError as exc:  # the engine holder's verdict, or why none came
+        return json_error(exc.status, str(exc))
     except web.HTTPRequestEntityTooLarge:
         return json_error(413, f"request body over {MAX_BODY} bytes")
     except web.HTTPException as exc:

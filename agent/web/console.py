@@ -303,10 +303,11 @@ class ConsolePages:
         comment = comment[:2000] if isinstance(comment, str) else ""
         engine = self.host.alerting.service.engine
         assert engine is not None
-        if incident_id not in engine.state.incidents:
+        service = self.host.alerting.service
+        if service.holding and incident_id not in engine.state.incidents:
             raise web.HTTPNotFound(reason=f"no open incident {incident_id}")
         by = user or request.remote or "unknown"
-        await self.host.alerting.service.acknowledge(incident_id, by, comment)
+        await service.acknowledge(incident_id, by, comment)
         lang = request.query.get("lang")
         suffix = f"?lang={lang}" if lang in TEXT else ""
         raise web.HTTPSeeOther(f"/incidents/{incident_id}{suffix}")
