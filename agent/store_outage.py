@@ -111,7 +111,7 @@ class StoreOutageNotices:
         self.config = config
 
     def collectors(self) -> list[Collector]:
-        return [StoreOutageCollector(self)]
+        return [] if self.host.shared_store is None else [StoreOutageCollector(self)]
 
     # -- the watch ---------------------------------------------------------------------
     async def _watch_forever(self) -> None:

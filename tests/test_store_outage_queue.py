@@ -311,3 +311,13 @@ async def test_a_real_webhook_gets_the_notice_and_an_unreadable_queue_is_moved_a
         assert [p["store_outage"] for p in receiver.received] == ["unreachable"]
     finally:
         await receiver.stop()
+
+
+async def test_an_agent_alone_on_sqlite_has_no_outage_watch(tmp_path: Path) -> None:
+    config = config_from(CONFIG.format(state=tmp_path / "state"))
+    host = FakeHost(config, shared_store=None)  # type: ignore[arg-type]
+    watch, _, clock, channels = make(tmp_path, host=host)
+    await watch.start()
+    assert watch._task is None and watch.collectors() == []
+    await run_for(watch, clock, 30)
+    assert channels.sent == [] and not (tmp_path / "state" / QUEUE_FILE).exists()
