@@ -28,7 +28,7 @@ from agent.results import CheckState, ResultBook
 from agent.runtime import Runtime
 from agent.state.fleet import build_store
 from agent.state.metrics import StoreCollector
-from agent.state.postgres import PostgresStore, PostgresStoreError
+from agent.state.postgres_errors import PostgresStoreError
 from agent.state.sqlite import Store, StoreError
 from agent.state.sqlite_alerting import read_state
 from agent.store_outage import StoreOutageNotices
@@ -51,7 +51,7 @@ class Agent:
         # and everything shared (results, check state, incidents, the outbox) is there.
         self.store = Store(config.agent.state_dir)
         built = build_store(config.agent)
-        self.shared_store = built if isinstance(built, PostgresStore) else None
+        self.shared_store = None if isinstance(built, Store) else built
         if self.shared_store is not None:  # results say who ran them only in a fleet
             self.book.agent = config.agent.name
         self.ctx = CheckContext(

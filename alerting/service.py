@@ -14,11 +14,11 @@ import time
 from collections import Counter
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from agent.config import Config
 from agent.state.fleet import alerting_store
-from agent.state.postgres import FencedError, PostgresStore
+from agent.state.postgres_errors import FencedError
 from agent.state.sqlite import Store
 from alerting.acklinks import LinkSigner
 from alerting.channels.interface import Channel
@@ -31,6 +31,9 @@ from alerting.outbox import Backoff, Outbox
 from alerting.plan import STORE_CHECK, fleet_agent_check
 from alerting.selfwatch import heartbeat_forever, peers_forever
 from alerting.significant_clocks import SignificantClocks
+
+if TYPE_CHECKING:  # psycopg is ~9 MiB of RSS: imported only by an agent on PostgreSQL
+    from agent.state.postgres import PostgresStore
 
 log = logging.getLogger("vaktpost.alerting")
 TICK = 0.25  # seconds between escalation clock ticks
@@ -74,7 +77,7 @@ class AlertingService:
         self._link_key: bytes | None = None  # never logged: it signs the ack links
         self.link_signer: LinkSigner | None = None
         # In a fleet only the engine lease's holder runs the engine; alone, always.
-        self.fleet_store = store if isinstance(store, PostgresStore) else None
+        self.fleet_store = None if isinstance(store, Store) else store
         self.holding = self.fleet_store is None
         # In a fleet: which channels this agent delivers (their run_on); alone: all.
         self.placement = (

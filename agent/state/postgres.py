@@ -30,6 +30,7 @@ from psycopg import AsyncConnection
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from agent.state.interface import OutboxRow, OutboxUpdate, OutcomeRows, dumps
+from agent.state.postgres_errors import FencedError, PostgresStoreError
 from alerting.model import CheckTrack, EngineState, Incident, Outcome, Silence
 
 log = logging.getLogger("vaktpost.store")
@@ -156,14 +157,6 @@ MIGRATIONS: list[str] = [
     CREATE INDEX requests_queued ON requests(id) WHERE state = 'queued';
     """,
 ]
-
-
-class PostgresStoreError(Exception):
-    pass
-
-
-class FencedError(PostgresStoreError):
-    """A write under an engine-lease token that is no longer the current one."""
 
 
 def redacted(conninfo: str) -> str:
