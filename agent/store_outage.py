@@ -291,6 +291,24 @@ class StoreOutageNotices:
         return bool(known) and all(status in DOWN for status in known)
 
 
+async def notify_failed_start(host: Host, error: str, within: float = 10.0) -> None:
+    """An agent that cannot start because its store is unreachable (serve() exits 1
+    and the supervisor tries again): the outage's notice is queued once, across any
+    number of failed starts, and each start tries for `within` seconds to send what
+    is queued. The store's open() already waited out its pool timeout: no confirm."""
+    store = host.shared_store
+    if store is None:
+        return
+    watch = StoreOutageNotices(host)
+    await asyncio.to_thread(watch.queue.load)
+    if watch.queue.outage is None:
+        await watch._open(watch.clock(), redact_text(error), store.where)
+    deadline = watch.monotonic() + within
+    while watch.queue.pending() and watch.monotonic() < deadline:
+        await watch.deliver()
+        await asyncio.sleep(WATCH)
+
+
 class StoreOutageCollector(Collector):
     def __init__(self, watch: StoreOutageNotices) -> None:
         self._watch = watch

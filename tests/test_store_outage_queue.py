@@ -16,7 +16,7 @@ import pytest
 import agent.store_outage as store_outage
 from agent.config import Config
 from agent.results import ResultBook
-from agent.store_outage import StoreOutageNotices
+from agent.store_outage import StoreOutageNotices, notify_failed_start
 from agent.store_outage_queue import QUEUE_FILE
 from alerting.channels.base import ChannelConfig
 from alerting.channels.interface import Channel, PermanentError, RetryableError
@@ -25,6 +25,7 @@ from alerting.outbox import Backoff
 from checks.base import CheckResult
 from core.status import Status
 from tests.alerting_fixtures import Receiver, config_from
+from tests.helpers import async_wait_until
 
 CONFIRM = 5.0
 NO_JITTER = Backoff(base=1.0, cap=30.0, jitter=0.0, fallback_after=3)
@@ -212,25 +213,32 @@ async def test_a_restart_sends_what_was_queued_and_never_what_was_sent(tmp_path:
 async def test_a_failing_or_hanging_channel_never_stops_the_others(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(store_outage, "SEND_SLACK", 0.2)
+    monkeypatch.setattr(store_outage, "SEND_SLACK", 1.0)
     yaml = CONFIG.replace(
-        "  dept: {{type: log}}",
+        "  ops: {{type: log, default: true}}",
+        "  stuck: {{type: log, default: true, timeout: 0.1s}}\n"
+        "  ops: {{type: log, default: true}}\n"
         "  bad: {{type: log, default: true}}\n"
         "  buggy: {{type: log, default: true}}\n"
-        "  stuck: {{type: log, default: true, timeout: 0.1s}}\n"
         "  flaky: {{type: log, default: true}}",
     )
     watch, host, clock, channels = make(tmp_path, yaml)
     channels.mode.update(bad="permanent", buggy="crash", stuck="hang", flaky="retry")
     host.shared_store.writable = False
-    await run_for(watch, clock, CONFIRM + 0.5)
-    assert channels.to("ops") == ["unreachable"], "delivered in the same round as the failures"
+    await run_for(watch, clock, CONFIRM - 0.5)
+    clock.now += 1.0
+    look = asyncio.create_task(watch.step())
+    # stuck comes first and hangs for 1.1 s: ops must not wait for it.
+    await async_wait_until(lambda: channels.to("ops"), timeout=0.8, what="ops while stuck hangs")
+    assert not look.done(), "stuck is still in its send"
+    await look
+    assert channels.to("ops") == ["unreachable"]
     states = {d.target: (d.state, d.error) for n in watch.queue.notices for d in n.deliveries}
+    assert states["ops"] == ("delivered", "")
     assert states["bad"] == ("failed", "bad: exit 78"), "permanent: not retried"
     assert states["buggy"][0] == "pending" and "RuntimeError" in states["buggy"][1]
-    assert states["stuck"][0] == "pending" and "no answer within" in states["stuck"][1]
+    assert states["stuck"] == ("pending", "no answer within 1.1s"), "cut off, retried later"
     assert states["flaky"] == ("pending", "flaky: HTTP 503")
-    assert states["ops"] == ("delivered", "")
     channels.mode.update(buggy="ok", stuck="ok", flaky="ok")
     await run_for(watch, clock, 5)
     assert channels.to("buggy") == channels.to("stuck") == channels.to("flaky") == ["unreachable"]
@@ -321,3 +329,36 @@ async def test_an_agent_alone_on_sqlite_has_no_outage_watch(tmp_path: Path) -> N
     assert watch._task is None and watch.collectors() == []
     await run_for(watch, clock, 30)
     assert channels.sent == [] and not (tmp_path / "state" / QUEUE_FILE).exists()
+
+
+async def test_failed_starts_queue_the_notice_once_and_send_it_when_they_can(
+    tmp_path: Path,
+) -> None:
+    receiver = Receiver()
+    await receiver.start()
+    try:
+        yaml = CONFIG.replace(
+            "  ops: {{type: log, default: true}}",
+            f'  ops: {{{{type: webhook, url: "{receiver.url}", default: true}}}}',
+        )
+        config = config_from(yaml.format(state=tmp_path / "state"))
+        (tmp_path / "state").mkdir()
+        host = FakeHost(config)
+        receiver.status = 503
+        await notify_failed_start(host, "cannot reach state store", within=0.3)  # type: ignore[arg-type]
+        assert receiver.received == []
+        receiver.status = 200
+        await notify_failed_start(host, "cannot reach state store", within=5)  # type: ignore[arg-type]
+        await notify_failed_start(host, "cannot reach state store", within=0.3)  # type: ignore[arg-type]
+        assert [p["store_outage"] for p in receiver.received] == ["unreachable"], (
+            "one notice across three failed starts, sent by the first that could"
+        )
+        assert "cannot reach state store" in receiver.received[0]["text"]
+        # The store is back and the agent starts: the outage it remembers ends.
+        watch, _, clock, channels = make(tmp_path, host=host)
+        await watch.start()
+        await watch.stop()
+        await run_for(watch, clock, CONFIRM + 1)
+        assert channels.to("ops") == ["back"]
+    finally:
+        await receiver.stop()
