@@ -22,21 +22,24 @@ import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from agent.state.interface import AlertingStore, OutboxRow, OutboxUpdate
 from alerting.channels.base import ChannelConfig
 from alerting.channels.interface import Channel, DeliveryError, RetryableError
 from alerting.grouping import batches, group_of, merge, ready
 
-if TYPE_CHECKING:
-    from alerting.delivery_placement import DeliveryPlacement
-
 log = logging.getLogger("vaktpost.outbox")
 # How many pending rows of a lane are looked at at once: a group of one root cause
 # (a dead uplink under many systems) must fit, to go out as one message.
 HEAD_SCAN = 512
 UPLINK_POLL = 0.25  # how often a send in flight on a requires_internet channel looks up
+
+
+class Placement(Protocol):
+    """Which channels this agent of a fleet may deliver (alerting/delivery_placement.py)."""
+
+    def delivers_here(self, config: ChannelConfig) -> bool: ...
 
 
 @dataclass(frozen=True)
@@ -67,7 +70,7 @@ class Outbox:
         language: str = "sv",
         timezone: str = "Europe/Stockholm",
         claim: Callable[[list[int]], Awaitable[set[int]]] | None = None,
-        placement: DeliveryPlacement | None = None,
+        placement: Placement | None = None,
     ) -> None:
         self.store = store
         # In a fleet: take the rows about to be sent, so no other agent sends them too.

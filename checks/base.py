@@ -28,6 +28,7 @@ from core.durations import (
 )
 from core.errors import os_error_text
 from core.names import NAME_PATTERN, Name, Regex, check_name, valid_regex
+from core.placement import AgentGlob
 from core.redact import redact_text
 from core.status import Status, worst
 
@@ -124,7 +125,7 @@ class CheckConfig(BaseModel):
     labels: dict[str, str] = Field(default_factory=dict)
     depends_on: tuple[str, ...] = ()
     # Agent-name globs of a fleet that may run it (empty: any); see core/placement.py.
-    run_on: tuple[str, ...] = ()
+    run_on: tuple[AgentGlob, ...] = ()
     failures_before_alert: Annotated[int, Field(ge=1)] = 2
     successes_before_recovery: Annotated[int, Field(ge=1)] = 1
     severity: Literal["warning", "critical"] = "critical"

@@ -9,6 +9,19 @@ from __future__ import annotations
 import fnmatch
 import hashlib
 from collections.abc import Iterable, Sequence
+from typing import Annotated
+
+from pydantic import AfterValidator
+
+
+def _agent_glob(value: str) -> str:
+    if not value.strip():
+        raise ValueError("an empty glob matches no agent: leave run_on out to allow any agent")
+    return value
+
+
+# One entry of a check's or a channel's `run_on`.
+AgentGlob = Annotated[str, AfterValidator(_agent_glob)]
 
 
 def may_run(run_on: Sequence[str], agent: str) -> bool:

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import pytest
+
+from agent.configload import ConfigError, read_config
 from core.placement import may_run, owner
 
 
@@ -31,3 +36,14 @@ def test_owner_is_independent_of_the_order_members_are_listed_in() -> None:
 def test_pinned_key_has_no_owner_while_its_agent_is_gone() -> None:
     assert owner("app01-disk", ("srv-app01",), ["srv-app01", "probe-1"]) == "srv-app01"
     assert owner("app01-disk", ("srv-app01",), ["probe-1"]) is None
+
+
+def test_an_empty_run_on_glob_of_a_check_is_a_one_line_config_error(tmp_path: Path) -> None:
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(
+        "checks:\n  - {name: a, type: tcp, host: 127.0.0.1, port: 9, run_on: ['srv-a', '']}\n"
+    )
+    with pytest.raises(ConfigError) as caught:
+        read_config(str(cfg))
+    text = str(caught.value)
+    assert "run_on" in text and "an empty glob matches no agent" in text, text

@@ -4,15 +4,10 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from core.durations import Duration
-
-
-def _agent_glob(value: str) -> str:
-    if not value.strip():
-        raise ValueError("an empty glob matches no agent: leave run_on out to allow any agent")
-    return value
+from core.placement import AgentGlob
 
 
 class ChannelConfig(BaseModel):
@@ -25,7 +20,7 @@ class ChannelConfig(BaseModel):
     default: bool = False
     fallback: tuple[str, ...] = ()
     # Agent-name globs of a fleet that may deliver it (empty: any): the host with the modem.
-    run_on: tuple[Annotated[str, AfterValidator(_agent_glob)], ...] = ()
+    run_on: tuple[AgentGlob, ...] = ()
     timeout: Annotated[Duration, Field(gt=0)] = 10.0
     concurrency: Annotated[int, Field(ge=1, le=64)] = 2
 
