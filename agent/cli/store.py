@@ -74,7 +74,8 @@ def cmd_migrate(args: argparse.Namespace) -> int:
 
 async def _migrate(config: Config, target: str, args: argparse.Namespace) -> str:
     from agent.state.migrate import MigrateError, SqliteSource, connect, copy_into
-    from agent.state.postgres import PostgresStoreError, read_password_file, redacted
+    from agent.state.postgres import read_password_file, redacted
+    from agent.state.postgres_errors import PostgresStoreError
 
     agent = config.agent
     password_file = args.password_file or agent.store_password_file

@@ -29,7 +29,8 @@ import psycopg
 from psycopg import AsyncConnection
 from psycopg.conninfo import conninfo_to_dict
 
-from agent.state.postgres import PostgresStoreError, migrate, redacted
+from agent.state.postgres import migrate, redacted
+from agent.state.postgres_errors import PostgresStoreError
 from agent.state.sqlite import DB_NAME
 from agent.state.sqlite_schema import MIGRATIONS as SQLITE_MIGRATIONS
 

@@ -82,6 +82,10 @@ class RequestQueue:
         their time are cancelled (their askers have answered 503 already)."""
 
         async def write(conn: AsyncConnection[Any]) -> list[Request]:
+            # Most looks find nothing: a read on the partial index, no write.
+            cur = await conn.execute("SELECT 1 FROM requests WHERE state='queued' LIMIT 1")
+            if await cur.fetchone() is None:
+                return []
             await conn.execute(
                 "UPDATE requests SET state='cancelled', answered_at=now()"
                 " WHERE state='queued' AND expires_at <= now()"
