@@ -461,7 +461,7 @@ class PostgresStore:
             "UPDATE outbox SET claimed_by=%s, claimed_until=now() + make_interval(secs => %s)"
             " WHERE id IN (SELECT id FROM outbox WHERE state='pending' AND channel=%s"
             " AND next_attempt_at <= extract(epoch FROM now())"
-            " AND (claimed_until IS NULL OR claimed_until < now())"
+            f" AND (claimed_until IS NULL OR claimed_until < now() OR {_CLAIMER_LAPSED})"
             " ORDER BY id LIMIT %s FOR UPDATE SKIP LOCKED)"
             f" RETURNING {_ROW}",
             (self.instance, hold, channel, limit),
@@ -638,8 +638,8 @@ class PostgresStore:
             _fetch,
             "UPDATE outbox SET claimed_by=%s, claimed_until=now() + make_interval(secs => %s)"
             " WHERE id IN (SELECT id FROM outbox WHERE id = ANY(%s) AND state='pending'"
-            " AND (claimed_until IS NULL OR claimed_until < now() OR claimed_by=%s)"
-            " FOR UPDATE SKIP LOCKED) RETURNING id",
+            " AND (claimed_until IS NULL OR claimed_until < now() OR claimed_by=%s"
+            f" OR {_CLAIMER_LAPSED}) FOR UPDATE SKIP LOCKED) RETURNING id",
             (self.instance, hold, ids, self.instance),
         )
         return {int(r[0]) for r in rows}
@@ -795,6 +795,14 @@ def _statements(script: str) -> list[str]:
     return [s.strip() for s in script.split(";") if s.strip()]
 
 
+# A claim dies with its claimer: once the claiming process's membership lease has
+# lapsed (killed mid-send), its rows go to another agent after one lease, not after
+# the claim's whole hold. A claimer without a row (not yet published, stopped
+# cleanly) keeps the hold.
+_CLAIMER_LAPSED = (
+    "EXISTS (SELECT 1 FROM fleet_agents f"
+    " WHERE f.instance = outbox.claimed_by AND f.expires_at < now())"
+)
 _ROW = "id, dedup_key, channel, incident_id, kind, payload, attempts, next_attempt_at, created_at"
 _UPSERT_RESULT = (
     "INSERT INTO check_results(check_name, type, status, message, facts, duration_seconds,"
