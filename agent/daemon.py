@@ -70,6 +70,7 @@ class Agent:
         self.metrics.checks_waiting.set_function(lambda: self.runtime.runner.admission.waiting)
         # The one place that lists components, in start order (stopped in reverse).
         self.alerting = AlertingComponent(self)
+        self.metrics.checks.failures = self.alerting.service.failures
         self.drills = DrillsComponent(self, self.alerting.service)
         self.readiness = ReadinessComponent(self, extras=[self.alerting.department_extras])
         self.history = HistoryComponent(self)

@@ -8,6 +8,7 @@ lines are rebuilt only when its result changed, and a scrape joins strings.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 from prometheus_client import CollectorRegistry, Gauge, Histogram, generate_latest
 from prometheus_client.platform_collector import PlatformCollector
@@ -35,7 +36,8 @@ _CORE = [
     (
         "check_consecutive_failures",
         "gauge",
-        "Failing results in a row (critical or unknown), as counted for failures_before_alert.",
+        "Down results in a row (critical, unknown or unreachable) as the incident engine"
+        " counts them for failures_before_alert, up to that number.",
     ),
     ("check_agent", "gauge", "1 for the agent of the fleet that ran the check's last probe."),
 ]
@@ -75,7 +77,7 @@ def _line(metric: str, labels: str, value: float) -> str:
     return f"{PREFIX}{metric}{{{labels}}} {_value(value)}\n"
 
 
-def render_state(state: CheckState) -> dict[str, str]:
+def render_state(state: CheckState, failures: int | None = None) -> dict[str, str]:
     result = state.result
     if result is None:
         return {}
@@ -95,10 +97,9 @@ def render_state(state: CheckState) -> dict[str, str]:
             "check_last_run_timestamp_seconds", by_check, result.finished_at
         ),
         "check_runs_total": runs,
-        "check_consecutive_failures": _line(
-            "check_consecutive_failures", by_check, state.consecutive_failures
-        ),
     }
+    if failures is not None:
+        out["check_consecutive_failures"] = _line("check_consecutive_failures", by_check, failures)
     if state.agent:  # in a fleet (alone the book leaves it empty: no line per check)
         out["check_agent"] = _line("check_agent", f'{by_check},agent="{_escape(state.agent)}"', 1)
     for fact, metric in state.config.metric_facts.items():
@@ -119,6 +120,9 @@ def render_state(state: CheckState) -> dict[str, str]:
 class CheckExposition:
     def __init__(self, book: ResultBook) -> None:
         self.book = book
+        # The incident engine's count of down results in a row (the one counter);
+        # None where no engine runs (a fleet agent that does not hold the lease).
+        self.failures: Callable[[str], int | None] = lambda _name: None
         self.families = [
             *_CORE,
             *[(n, "gauge", h) for n, h in fact_families().items()],
@@ -143,10 +147,12 @@ class CheckExposition:
 
     def render(self) -> str:
         states = list(self.book.states.values())
+        failures_of = self.failures
         for state in states:
-            key = (state.result, state.consecutive_failures, state.agent)
+            failures = failures_of(state.config.name)
+            key = (state.result, failures, state.agent)
             if state.rendered_key != key:
-                state.rendered = render_state(state)
+                state.rendered = render_state(state, failures)
                 state.rendered_key = key
         members = self._fact_members()
         parts: list[str] = []

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from checks.base import CheckConfig, CheckResult
 from core.status import Status
 
-# A result counts as a failure for `failures_before_alert` when it is one of these.
+# A failing probe: one the runtime re-judges against its dependencies' fresh verdicts.
 FAILING = frozenset({Status.CRITICAL, Status.UNKNOWN})
 # A dependency in one of these makes a failing dependent `unreachable`.
 DEPENDENCY_DOWN = frozenset({Status.CRITICAL, Status.UNREACHABLE})
@@ -18,33 +18,19 @@ DEPENDENCY_DOWN = frozenset({Status.CRITICAL, Status.UNREACHABLE})
 class CheckState:
     config: CheckConfig
     result: CheckResult | None = None
-    consecutive_failures: int = 0
-    consecutive_successes: int = 0
     runs: dict[Status, int] = field(default_factory=dict)
     # Rendered exposition lines per metric family, rebuilt on each result so a
     # scrape only joins strings (see agent/metrics.py).
     rendered: dict[str, str] = field(default_factory=dict)
-    rendered_key: object = None  # (result, consecutive_failures) that `rendered` shows
+    rendered_key: object = None  # what `rendered` shows (see CheckExposition.render)
     # In a fleet: the agent that ran `result` ("" until someone has).
     agent: str = ""
 
-    @property
-    def confirmed_failing(self) -> bool:
-        return self.consecutive_failures >= self.config.failures_before_alert
-
     def record(self, result: CheckResult) -> None:
+        # Failures in a row (failures_before_alert) are the incident engine's to count
+        # (alerting/engine.py CheckTrack): one counter, which /metrics shows too.
         self.result = result
         self.runs[result.status] = self.runs.get(result.status, 0) + 1
-        if result.status in FAILING:
-            self.consecutive_failures += 1
-            self.consecutive_successes = 0
-        elif result.status is Status.UNREACHABLE:
-            # Not this check's fault: it starts counting afresh once the path is back.
-            self.consecutive_failures = 0
-            self.consecutive_successes = 0
-        else:
-            self.consecutive_successes += 1
-            self.consecutive_failures = 0
 
 
 Listener = Callable[[CheckState], None]

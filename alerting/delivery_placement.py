@@ -28,7 +28,7 @@ from alerting.channels.base import ChannelConfig
 from core.placement import may_run
 
 if TYPE_CHECKING:
-    from alerting.outbox import Outbox
+    from alerting.outbox import Outbox, Placement
 
 log = logging.getLogger("vaktpost.outbox")
 HAND_OVER_BATCH = 500  # rows handed over per channel per look
@@ -165,9 +165,7 @@ async def watch_forever(
         await asyncio.sleep(min(5.0, max(0.5, placement.lease() / 3)))
 
 
-def undeliverable_metric(
-    placement: DeliveryPlacement | None, channels: Iterable[str]
-) -> GaugeMetricFamily:
+def undeliverable_metric(placement: Placement | None, channels: Iterable[str]) -> GaugeMetricFamily:
     gauge = GaugeMetricFamily(
         "vaktpost_channel_undeliverable",
         "1 while no live agent of the fleet may deliver the channel (its run_on).",

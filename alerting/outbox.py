@@ -41,6 +41,8 @@ class Placement(Protocol):
 
     def delivers_here(self, config: ChannelConfig) -> bool: ...
 
+    def undeliverable(self, channel: str) -> bool: ...
+
 
 @dataclass(frozen=True)
 class Backoff:

@@ -194,6 +194,14 @@ class AlertingService:
         if self.engine is not None and self.holding:
             self.enqueue(self.engine.observe(check, status, message, now))
 
+    def failures(self, check: str) -> int | None:
+        """Down results in a row as the engine counts them for failures_before_alert;
+        None where this agent runs no engine (a fleet agent without the lease)."""
+        if self.engine is None or not self.holding:
+            return None
+        track = self.engine.state.checks.get(check)
+        return 0 if track is None else track.failures
+
     def observe_agents(self, verdicts: dict[str, tuple[str, str]]) -> None:
         """The fleet's agents as pseudo checks (name -> (status, message)): a lapsed
         agent is an incident on the default ladder, resolved when it renews again."""

@@ -98,7 +98,9 @@ def test_api_checks_health_and_errors(daemon: Daemon) -> None:
     assert status == 200
     checks = {c["name"]: c for c in json.loads(body)["checks"]}
     assert set(checks) == {"app", "mem", "uplink"}
-    assert set(checks["mem"]) == {"name", "type", "status", "message", "duration_seconds", "facts"}
+    keys = {"name", "type", "status", "message", "duration_seconds", "facts", "agent"}
+    assert set(checks["mem"]) == keys
+    assert checks["mem"]["agent"] == "test-agent"  # alone: this agent ran it
     assert checks["mem"]["status"] == "ok"
     assert daemon.get("/readyz")[0] == 200
     assert daemon.get("/nope") == (404, b'{"error": "Not Found"}')
