@@ -15,6 +15,7 @@ from typing import Any
 from agent.config import BackupRef, Config, Department, System
 from checks.base import CheckConfig, CheckResult
 from core.humanize import ago, duration, rfc3339, size
+from core.i18n import text
 from core.status import Status
 
 # A system is down while one of its checks is critical, or unreachable: its users
@@ -34,6 +35,11 @@ def result_from_json(data: Mapping[str, Any]) -> CheckResult:
     )
 
 
+def _en(key: str, **params: object) -> str:
+    """A reason as the JSON keeps it, in English; pages translate it (core/i18n/reasons.py)."""
+    return text("en", key, **params)
+
+
 def _checks_by_name(config: Config) -> dict[str, CheckConfig]:
     return {c.name: c for c in config.checks}
 
@@ -47,20 +53,18 @@ def _verification(check: CheckConfig, facts: Mapping[str, float], now: float) ->
         if getattr(check, "checksum_file", None) is None:
             return []
         if ok == 0.0:
-            return [f"last checksum verification failed ({ago(now, facts['verify_at'])})"]
-        return [] if passed_at is not None else ["checksum never verified"]
+            return [_en("reason_checksum_failed", when=ago(now, facts["verify_at"]))]
+        return [] if passed_at is not None else [_en("reason_checksum_never")]
     if ok == 0.0:
-        return [f"last repository check failed ({ago(now, facts['verify_at'])})"]
+        return [_en("reason_repository_failed", when=ago(now, facts["verify_at"]))]
     every = getattr(check, "check_every", None)
     if passed_at is None:
-        off = " (check_every is off)" if every is None else ""
-        return [f"repository never checked{off}"]
+        never = "reason_repository_never_off" if every is None else "reason_repository_never"
+        return [_en(never)]
     window = 2 * every if every is not None else None
     if window is not None and now - passed_at > window:
-        return [
-            f"last passed repository check {duration(now - passed_at)} ago, "
-            f"must be within {duration(window)} (2 x check_every)"
-        ]
+        age, within = duration(now - passed_at), duration(window)
+        return [_en("reason_repository_stale", age=age, window=within)]
     return []
 
 
@@ -70,15 +74,13 @@ def _restore(
     if check.backup_kind != "repository":
         return []  # a plain file is its own restore; DESIGN asks no restore test of it
     if facts.get("restore_ok") == 0.0:
-        return [f"last restore test failed ({ago(now, facts['restore_test_at'])})"]
+        return [_en("reason_restore_failed", when=ago(now, facts["restore_test_at"]))]
     passed_at = facts.get("restore_tested_at")
     if passed_at is None:
-        return ["restore never tested"]
+        return [_en("reason_restore_never")]
     if now - passed_at > ref.restore_test_max_age:
-        return [
-            f"last successful restore test {duration(now - passed_at)} ago, "
-            f"limit {duration(ref.restore_test_max_age)}"
-        ]
+        age, limit = duration(now - passed_at), duration(ref.restore_test_max_age)
+        return [_en("reason_restore_stale", age=age, limit=limit)]
     return []
 
 
@@ -89,13 +91,11 @@ def _file_shape(check: CheckConfig, facts: Mapping[str, float]) -> list[str]:
     min_size = getattr(check, "min_size", 0)
     current = facts.get("size_bytes")
     if current is not None and current < min_size:
-        reasons.append(f"newest file {size(current)}, below min_size {size(min_size)}")
+        reasons.append(_en("reason_below_min_size", size=size(current), min_size=size(min_size)))
     limit = getattr(check, "max_shrink_percent", None)
     shrink = facts.get("shrink_percent", 0.0)
     if limit is not None and shrink > limit:
-        reasons.append(
-            f"newest file shrank {shrink:.0f}% against the previous one, limit {limit:g}%"
-        )
+        reasons.append(_en("reason_shrank", shrink=f"{shrink:.0f}%", limit=f"{limit:g}%"))
     return reasons
 
 
@@ -103,22 +103,22 @@ def backup_reasons(
     ref: BackupRef, check: CheckConfig | None, result: CheckResult | None, now: float
 ) -> list[str]:
     if check is None:
-        return [f"check {ref.check} is not configured"]
+        return [_en("reason_not_configured", check=ref.check)]
     noun = check.backup_noun
     if not check.is_backup:
-        return [f"check {ref.check} is a {check.type} check, not a backup check"]
+        return [_en("reason_not_backup", check=ref.check, type=check.type)]
     if result is None:
-        return ["no result recorded yet: the check has not run"]
+        return [_en("reason_no_result")]
     newest = result.facts.get("last_success_timestamp")
     if newest is None:
         # Nothing else can be judged when the repository could not even be listed.
         if result.status is Status.UNKNOWN:
-            return [f"could not be checked: {result.message}"]
-        return [f"no {noun} found: {result.message}"]
+            return [_en("reason_unchecked", detail=result.message)]
+        return [_en("reason_none_found", noun=noun, detail=result.message)]
     reasons = []
     age = max(0.0, now - newest)
     if age > ref.rpo:
-        reasons.append(f"newest {noun} {duration(age)} old, RPO {duration(ref.rpo)}")
+        reasons.append(_en("reason_too_old", noun=noun, age=duration(age), rpo=duration(ref.rpo)))
     reasons += _file_shape(check, result.facts)
     reasons += _verification(check, result.facts, now)
     reasons += _restore(check, ref, result.facts, now)

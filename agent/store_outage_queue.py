@@ -20,6 +20,8 @@ from zoneinfo import ZoneInfo
 
 from alerting.plan import STORE_CHECK
 from core.humanize import duration, rfc3339
+from core.i18n import LANGUAGES
+from core.i18n import text as i18n_text
 
 log = logging.getLogger("vaktpost.store_outage")
 QUEUE_FILE = "store-outage.json"
@@ -121,26 +123,7 @@ class NoticeQueue:
         self.notices = [n for n in self.notices if not n.done]
 
 
-_TEXT = {
-    ("sv", "unreachable"): (
-        "Vaktpost {agent}: tillståndsdatabasen nås inte: den gemensamma databasen ({where})"
-        " har inte svarat sedan {since}. Kontrollerna körs vidare, men flottans"
-        " eskaleringar och utskick står still tills den är tillbaka. Fel: {error}"
-    ),
-    ("en", "unreachable"): (
-        "Vaktpost {agent}: state store unreachable: the shared database ({where}) has not"
-        " answered since {since}. Checks keep running, but the fleet's escalations and"
-        " deliveries are on hold until it returns. Error: {error}"
-    ),
-    ("sv", "back"): (
-        "Vaktpost {agent}: tillståndsdatabasen nås igen: databasen ({where}) svarar igen"
-        " efter {down}. Eskaleringarna fortsätter på sina sparade klockor."
-    ),
-    ("en", "back"): (
-        "Vaktpost {agent}: state store reachable again: the database ({where}) answers"
-        " again after {down}. Escalations continue on their stored clocks."
-    ),
-}
+_TEXT_KEY = {"unreachable": "store_unreachable", "back": "store_back"}
 
 
 def notice_payload(
@@ -157,8 +140,14 @@ def notice_payload(
     """The notification payload's fields (docs/notifications.md), for no incident:
     the store's incidents are in the store. `store_outage` tells receivers apart."""
     since = datetime.fromtimestamp(started, ZoneInfo(timezone)).strftime("%Y-%m-%d %H:%M:%S")
-    text = _TEXT[(language if language in ("sv", "en") else "en", kind)].format(
-        agent=agent, where=where, since=since, error=error or "-", down=duration(now - started)
+    text = i18n_text(
+        language if language in LANGUAGES else "en",
+        _TEXT_KEY[kind],
+        agent=agent,
+        where=where,
+        since=since,
+        error=error or "-",
+        down=duration(now - started),
     )
     resolved = kind == "back"
     verdict = "state store writes" if resolved else f"state store cannot write: {error}"

@@ -9,6 +9,7 @@ ambiguous. No I/O here; agent/drills_component.py stores, sends and observes.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -19,6 +20,7 @@ from alerting.payload import rfc3339
 from alerting.rotation import recipient, split_target
 from core.cron import cron_schedule
 from core.durations import format_duration
+from core.i18n import words
 
 CHECK_PREFIX = "drill-"  # the warning incident's pseudo check: drill-NAME
 KEEP_RUNS = 100  # a weekly drill: two years of results for the monthly reports
@@ -139,38 +141,18 @@ def start_run(
     return DrillRun(drill.name, code, now, now + drill.ack_within, list(targets))
 
 
-_TEXT = {
-    "sv": {
-        "title": "ÖVNING: {name}",
-        "body": "Detta är en övning av larmvägen, inget verkligt larm.",
-        "ack": "Svara K {code} inom {within} för att kvittera övningen.",
-        "link": "Kvittera via länk: {url}",
-        "missed": "övning {name} kvitterades inte inom {within}: {path} kan vara trasig",
-        "passed": "övning {name} kvitterad av {by} efter {after}",
-    },
-    "en": {
-        "title": "DRILL: {name}",
-        "body": "This is a drill of the alerting path, not a real alert.",
-        "ack": "Reply K {code} within {within} to acknowledge the drill.",
-        "link": "Acknowledge by link: {url}",
-        "missed": "drill {name} not acknowledged within {within}: {path} may be broken",
-        "passed": "drill {name} acknowledged by {by} after {after}",
-    },
-}
-
-
-def _t(language: str) -> dict[str, str]:
-    return _TEXT.get(language, _TEXT["sv"])
+def _t(language: str) -> Mapping[str, str]:
+    return words(language)
 
 
 def drill_text(drill: Drill, run: DrillRun, language: str, url: str | None) -> str:
     t = _t(language)
-    lines = [t["title"].format(name=drill.name), t["body"]]
+    lines = [t["drill_title"].format(name=drill.name), t["drill_body"]]
     if drill.message:
         lines.append(drill.message.strip())
-    lines.append(t["ack"].format(code=run.code, within=format_duration(drill.ack_within)))
+    lines.append(t["drill_ack"].format(code=run.code, within=format_duration(drill.ack_within)))
     if url:
-        lines.append(t["link"].format(url=url))
+        lines.append(t["ack_by_link"].format(url=url))
     return "\n".join(lines)
 
 
@@ -242,11 +224,11 @@ def describe_path(drill: Drill, run: DrillRun, people: dict[str, Any]) -> str:
 def missed_message(drill: Drill, run: DrillRun, language: str, people: dict[str, Any]) -> str:
     t = _t(language)
     within = format_duration(drill.ack_within)
-    return t["missed"].format(
+    return t["drill_missed"].format(
         name=drill.name, within=within, path=describe_path(drill, run, people)
     )
 
 
 def passed_message(run: DrillRun, language: str) -> str:
     after = format_duration(run.ack_seconds or 0.0)
-    return _t(language)["passed"].format(name=run.drill, by=run.acked_by, after=after)
+    return _t(language)["drill_passed"].format(name=run.drill, by=run.acked_by, after=after)

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from alerting.model import Incident, Notification
 from alerting.payload import rfc3339
+from core.i18n import text, words
 
 if TYPE_CHECKING:
     from agent.config import SignificantLimits, SignificantRule
@@ -123,28 +124,8 @@ def describe_rule(rule: SignificantRule) -> str:
     return "significant_when: " + ", ".join(parts)
 
 
-_TEXT = {
-    "sv": {
-        "early_warning": "tidig varning",
-        "notification": "incidentanmälan",
-        "final_report": "slutrapport",
-        "due": "Betydande incident #{id} ({system}): {stage} ska lämnas senast {deadline}.",
-        "late": "Betydande incident #{id} ({system}): {stage} är FÖRSENAD, fristen var {deadline}.",
-        "done": 'Markera som skickad: POST /api/v1/incidents/{id}/reported {{"stage": "{key}"}}',
-    },
-    "en": {
-        "early_warning": "early warning",
-        "notification": "incident notification",
-        "final_report": "final report",
-        "due": "Significant incident #{id} ({system}): the {stage} is due by {deadline}.",
-        "late": "Significant incident #{id} ({system}): the {stage} is OVERDUE, due {deadline}.",
-        "done": 'Mark it sent: POST /api/v1/incidents/{id}/reported {{"stage": "{key}"}}',
-    },
-}
-
-
 def stage_name(stage: str, language: str) -> str:
-    return _TEXT.get(language, _TEXT["en"])[stage]
+    return text(language, f"stage_{stage}")
 
 
 def reminder_notification(
@@ -157,17 +138,17 @@ def reminder_notification(
     local_time: str,
 ) -> Notification:
     """One reminder to one compliance channel; the payload has the keys every channel reads."""
-    t = _TEXT.get(language, _TEXT["en"])
+    t = words(language)
     where = f"{incident.department}/{incident.system}" if incident.department else incident.system
-    words = {
+    fields = {
         "id": incident.id,
         "system": where,
-        "stage": t[reminder.stage],
+        "stage": stage_name(reminder.stage, language),
         "deadline": local_time,
         "key": reminder.stage,
     }
-    text = t["late" if reminder.share >= 1.0 else "due"].format(**words)
-    text += "\n" + t["done"].format(**words)
+    late = t["significant_late"] if reminder.share >= 1.0 else t["significant_due"]
+    message = late.format(**fields) + "\n" + t["significant_done"].format(**fields)
     key = f"{agent}/{incident.department}/{incident.system}/{incident.id}"
     key += f"/significant-{reminder.stage}-{reminder.share:g}"
     payload: dict[str, Any] = {
@@ -193,6 +174,6 @@ def reminder_notification(
             "share": reminder.share,
             "overdue": reminder.share >= 1.0,
         },
-        "text": text,
+        "text": message,
     }
     return Notification(key, channel, incident.id, "firing", now, payload)

@@ -63,14 +63,9 @@ def cmd_drill(args: argparse.Namespace) -> int:
     return 0
 
 
-_FALLBACK_HEADING = {
-    "sv": ("Reservrutin", "(ingen reservrutin angiven för systemet)"),
-    "en": ("Fallback", "(no fallback routine configured for the system)"),
-}
-
-
 def print_drill(result: DrillResult) -> None:
     from core.durations import format_duration
+    from core.i18n import words
 
     rows = [
         [
@@ -83,7 +78,8 @@ def print_drill(result: DrillResult) -> None:
         for e in result.to_json()["events"]
     ]
     print_table(["AT", "EVENT", "STEP", "CHANNELS", "MESSAGE"], rows)
-    heading, none = _FALLBACK_HEADING.get(result.language, _FALLBACK_HEADING["en"])
+    t = words(result.language)
+    heading, none = t["drill_cli_fallback"], t["drill_cli_no_fallback"]
     print(f"\n{heading}:")
     for line in (result.fallback or none).splitlines():
         print(f"  {line}".rstrip())

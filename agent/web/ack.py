@@ -6,6 +6,7 @@ from __future__ import annotations
 import html
 import logging
 import time
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
@@ -16,6 +17,7 @@ from agent.web.csrf import form_with_token
 from alerting.acklinks import AckLink, LinkError
 from alerting.forwarding import ForwardError
 from alerting.model import Incident
+from core.i18n import words
 
 if TYPE_CHECKING:
     from agent.web.host import WebHost
@@ -75,22 +77,22 @@ class AckApi:
         )
 
     # -- signed links ---------------------------------------------------------------------
-    def _words(self) -> dict[str, str]:
-        return _WORDS.get(self.host.config.agent.language, _WORDS["sv"])
+    def _words(self) -> Mapping[str, str]:
+        return words(self.host.config.agent.language)
 
     async def _open(self, request: web.Request) -> tuple[AckLink, Incident]:
         """The link's incident, still open; LinkError with the page to show otherwise."""
         service = self.host.alerting.service
         signer = service.link_signer
         if signer is None or service.engine is None:
-            raise LinkError(self._words()["off"], 404)
+            raise LinkError(self._words()["ack_page_off"], 404)
         link = signer.verify(request.match_info["token"], time.time())
         try:  # at a non-holder: as the holder last committed it
             incident = await service.forwarding.open_incident(link.incident_id)
         except ForwardError as exc:
             raise LinkError(str(exc), exc.status) from None
         if incident is None:
-            raise LinkError(self._words()["over"], 410)
+            raise LinkError(self._words()["ack_page_over"], 410)
         return link, incident
 
     async def link_get(self, request: web.Request) -> web.Response:
@@ -102,8 +104,8 @@ class AckApi:
         w = self._words()
         body = self._summary(incident)
         if incident.acked_by:
-            body += f"<p>{html.escape(w['already'].format(by=incident.acked_by))}</p>"
-        body += f'<form method="post"><button type="submit">{w["button"]}</button></form>'
+            body += f"<p>{html.escape(w['ack_page_already'].format(by=incident.acked_by))}</p>"
+        body += f'<form method="post"><button type="submit">{w["ack"]}</button></form>'
         return self._page(body, 200, raw=True)
 
     async def link_post(self, request: web.Request) -> web.Response:
@@ -113,16 +115,16 @@ class AckApi:
             return self._page(str(exc), exc.status)
         w = self._words()
         if incident.acked_by:
-            return self._page(w["already"].format(by=incident.acked_by), 200)
+            return self._page(w["ack_page_already"].format(by=incident.acked_by), 200)
         people = self.host.config.people
         person = link.person if link.person in people else None
-        by = (people[person].name or person) if person else w["by_link"]
+        by = (people[person].name or person) if person else w["ack_page_by_link"]
         try:
             await self.host.alerting.service.acknowledge(incident.id, by, "", "link", person)
         except ForwardError as exc:  # at a non-holder: the holder's verdict, or none in time
             return self._page(str(exc), exc.status)
         log.info("acknowledged by link", extra={"incident": incident.id, "person": person})
-        return self._page(w["done"].format(by=by), 200)
+        return self._page(w["ack_page_done"].format(by=by), 200)
 
     def _summary(self, incident: Incident) -> str:
         from alerting.text import local_time
@@ -136,9 +138,9 @@ class AckApi:
             what = f"{unit.department_name}: {what}"
         since = local_time(incident.started_at, config.agent.timezone)
         return (
-            f"<h1>{html.escape(w['title'])}</h1>"
+            f"<h1>{html.escape(w['ack_page_title'])}</h1>"
             f"<p><strong>{html.escape(what)}</strong></p>"
-            f"<p>{html.escape(w['since'].format(since=since))}</p>"
+            f"<p>{html.escape(w['ack_page_since'].format(since=since))}</p>"
             f"<p>{html.escape(', '.join(incident.checks))}</p>"
         )
 
@@ -158,27 +160,3 @@ class AckApi:
         return web.Response(
             text=page, status=status, content_type="text/html", charset="utf-8", headers=headers
         )
-
-
-_WORDS = {
-    "sv": {
-        "title": "Kvittera larm",
-        "since": "Nere sedan {since}.",
-        "button": "Kvittera",
-        "already": "Redan kvitterat av {by}.",
-        "done": "Kvitterat av {by}. Tack.",
-        "by_link": "kvitteringslänk",
-        "over": "Larmet är över: incidenten är avslutad. Länken gäller inte längre.",
-        "off": "Kvitteringslänkar är avstängda (agent.external_url saknas).",
-    },
-    "en": {
-        "title": "Acknowledge alert",
-        "since": "Down since {since}.",
-        "button": "Acknowledge",
-        "already": "Already acknowledged by {by}.",
-        "done": "Acknowledged by {by}. Thank you.",
-        "by_link": "ack link",
-        "over": "This alert is over: the incident has resolved. The link no longer works.",
-        "off": "Ack links are off (agent.external_url is not set).",
-    },
-}

@@ -24,7 +24,7 @@ from agent.web.history import availability, incident_document
 from agent.web.oncall import render_oncall_section
 from alerting.mute import in_window
 from core.cron import cron_schedule
-from core.i18n import reason
+from core.i18n import LANGUAGES, reason, text, upper_first, words
 
 if TYPE_CHECKING:
     from agent.history_component import HistoryComponent
@@ -39,59 +39,30 @@ _ENV = jinja2.Environment(
     lstrip_blocks=True,
     undefined=jinja2.StrictUndefined,
 )
+_ENV.filters["upper_first"] = upper_first
 CONSOLE_DAYS = 90
 RECENT_DAYS = 30
 QUEUE_TROUBLE = 20  # pending notifications on one channel: the queue is growing
 
-TEXT: dict[str, dict[str, str]] = {
-    "sv": {
-        "normal": "Normalläge", "degraded": "Störning", "rto_breached": "RTO överskriden",
-        "mtpd_breached": "MTPD överskriden", "up": "I drift", "down": "Nere",
-        "impacted": "Påverkas av", "unknown": "Okänt", "since": "sedan",
-        "fallback": "Reservrutin", "backup": "Säkerhetskopia", "age": "ålder",
-        "rpo": "RPO", "never": "aldrig", "open": "Öppna incidenter",
-        "none_open": "Inga öppna incidenter.", "ack": "Kvittera", "acked_by": "Kvitterad av",
-        "comment": "Kommentar", "maintenance": "Underhåll", "now": "pågår nu",
-        "next": "nästa", "no_maintenance": "Inget underhåll planerat.",
-        "significant": "Betydande incidenter: rapportering", "due": "senast",
-        "overdue": "försenad", "reported": "rapporterad", "stage_early_warning": "Tidig varning",
-        "stage_notification": "Incidentanmälan", "stage_final_report": "Slutrapport",
-        "trouble": "Leveransproblem", "failing": "misslyckas", "queued": "i kö",
-        "history": "Tillgänglighet 90 dagar", "recent": "Incidenter senaste 30 dagarna",
-        "no_recent": "Inga incidenter.", "timeline": "Händelser", "down_for": "nere i",
-        "of": "av", "incident": "Incident", "resolved": "Åtgärdad", "firing": "Pågår",
-        "acknowledged": "Kvitterad", "status": "Status", "ready": "redo", "not_ready": "ej redo",
-        "back": "Till översikten", "language": "In English", "other": "en",
-        "started": "Startade", "duration": "Varaktighet", "root": "Grundorsak",
-        "readiness": "Säkerhetskopior och återläsning i detalj",
-    },
-    "en": {
-        "normal": "Normal", "degraded": "Degraded", "rto_breached": "RTO breached",
-        "mtpd_breached": "MTPD breached", "up": "Up", "down": "Down",
-        "impacted": "Impacted by", "unknown": "Unknown", "since": "since",
-        "fallback": "Fallback routine", "backup": "Backup", "age": "age",
-        "rpo": "RPO", "never": "never", "open": "Open incidents",
-        "none_open": "No open incidents.", "ack": "Acknowledge", "acked_by": "Acknowledged by",
-        "comment": "Comment", "maintenance": "Maintenance", "now": "now",
-        "next": "next", "no_maintenance": "No maintenance planned.",
-        "significant": "Significant incidents: reporting", "due": "due",
-        "overdue": "overdue", "reported": "reported", "stage_early_warning": "Early warning",
-        "stage_notification": "Incident notification", "stage_final_report": "Final report",
-        "trouble": "Delivery trouble", "failing": "failing", "queued": "queued",
-        "history": "Availability, 90 days", "recent": "Incidents in the last 30 days",
-        "no_recent": "No incidents.", "timeline": "Timeline", "down_for": "down for",
-        "of": "of", "incident": "Incident", "resolved": "Resolved", "firing": "Firing",
-        "acknowledged": "Acknowledged", "status": "Status", "ready": "ready",
-        "not_ready": "not ready", "back": "Back to the overview", "language": "På svenska",
-        "other": "sv", "started": "Started", "duration": "Duration", "root": "Root cause",
-        "readiness": "Backups and restore tests in detail",
-    },
-}  # fmt: skip
+# The word on a system's badge, by the state system_view gives it.
+_SYSTEM_WORD = {
+    "up": "system_up",
+    "down": "system_down",
+    "impacted": "system_impacted",
+    "unknown": "unknown",
+}
 
 
 def language(host: WebHost, request: web.Request) -> str:
     lang = request.query.get("lang", "")
-    return lang if lang in TEXT else host.config.agent.language
+    return lang if lang in LANGUAGES else host.config.agent.language
+
+
+def _page_words(lang: str) -> dict[str, Any]:
+    """What every page's template needs of the language: its table, and the links to the
+    others (each named in its own language, 'In English' on a Swedish page)."""
+    others = [(other, text(other, "language_name")) for other in LANGUAGES if other != lang]
+    return {"t": words(lang), "lang": lang, "others": others}
 
 
 def human(seconds: float | None) -> str:
@@ -136,6 +107,7 @@ def system_view(
             view["rto_mark"] = round(100 * view["rto"] / limit) if view["rto"] else None
     elif system.get("up"):
         view["state"] = "up"
+    view["word"] = _SYSTEM_WORD[view["state"]]
     view["backups"] = [
         {
             "check": b["check"],
@@ -258,7 +230,7 @@ class ConsolePages:
         ]  # fmt: skip
         open_incidents = [i for d in departments for i in d["incidents"]]
         return _ENV.get_template("console.html.j2").render(
-            t=TEXT[lang], lang=lang, agent=host.config.agent.name, departments=departments,
+            **_page_words(lang), agent=host.config.agent.name, departments=departments,
             open_incidents=open_incidents, maintenance=maintenance_view(host, now),
             trouble=delivery_trouble(host), recent=recent, operator=operator,
             token=self.signer.issue(user or "local") if operator else "",
@@ -280,7 +252,7 @@ class ConsolePages:
             raise web.HTTPNotFound(reason=f"no incident {incident_id}")
         lang = language(self.host, request)
         page = _ENV.get_template("incident.html.j2").render(
-            t=TEXT[lang], lang=lang, agent=self.host.config.agent.name, incident=doc,
+            **_page_words(lang), agent=self.host.config.agent.name, incident=doc,
             when=lambda raw: local_time(_parse_ts(raw), self.host.config.agent.timezone),
             human=human, significant=_significant_of(self.host, incident_id),
         )  # fmt: skip
@@ -309,7 +281,7 @@ class ConsolePages:
         by = user or request.remote or "unknown"
         await service.acknowledge(incident_id, by, comment)
         lang = request.query.get("lang")
-        suffix = f"?lang={lang}" if lang in TEXT else ""
+        suffix = f"?lang={lang}" if lang in LANGUAGES else ""
         raise web.HTTPSeeOther(f"/incidents/{incident_id}{suffix}")
 
 

@@ -11,6 +11,7 @@ from aiohttp import web
 from agent.web.auth import require_operator, require_reader
 from agent.web.csrf import form_with_token
 from alerting.acklinks import LinkError
+from core.i18n import text
 
 if TYPE_CHECKING:
     from agent.drills_component import DrillsComponent
@@ -54,8 +55,8 @@ class DrillsApi:
         run = await self.drills.run_now(name)
         return web.json_response(run.document())
 
-    def _en(self) -> bool:
-        return self.host.config.agent.language == "en"
+    def _text(self, key: str, **params: str) -> str:
+        return html.escape(text(self.host.config.agent.language, key, **params))
 
     async def link_get(self, request: web.Request) -> web.Response:
         """What the drill is and a confirm button; changes nothing (mail scanners open links)."""
@@ -64,12 +65,10 @@ class DrillsApi:
             _, run = await self.drills.open_link(name, token)
         except LinkError as exc:
             return _page(html.escape(str(exc)), exc.status)
-        title = "DRILL: acknowledge" if self._en() else "ÖVNING: kvittera"
-        body = f"<h1>{html.escape(title)}</h1><p>{html.escape(name)}</p>"
+        body = f"<h1>{self._text('drill_page_title')}</h1><p>{html.escape(name)}</p>"
         if run.acked_by is not None:
-            done = "Already acknowledged by" if self._en() else "Redan kvitterad av"
-            body += f"<p>{html.escape(done)} {html.escape(run.acked_by)}.</p>"
-        button = "Acknowledge the drill" if self._en() else "Kvittera övningen"
+            body += f"<p>{self._text('drill_page_already', by=run.acked_by)}</p>"
+        button = self._text("drill_page_button")
         body += f'<form method="post"><button type="submit">{button}</button></form>'
         return _page(body, 200)
 
@@ -79,8 +78,7 @@ class DrillsApi:
             by = await self.drills.acknowledge_link(name, token)
         except LinkError as exc:
             return _page(html.escape(str(exc)), exc.status)
-        done = "Drill acknowledged by" if self._en() else "Övningen kvitterad av"
-        return _page(f"<p>{html.escape(done)} {html.escape(by)}.</p>", 200)
+        return _page(f"<p>{self._text('drill_page_done', by=by)}</p>", 200)
 
 
 def _page(body: str, status: int) -> web.Response:

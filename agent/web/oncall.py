@@ -10,15 +10,11 @@ from aiohttp import web
 
 from agent.web.auth import require_reader
 from alerting.rotation import oncall_document
+from core.i18n import words
 
 if TYPE_CHECKING:
     from agent.config import Config
     from agent.web.host import WebHost
-
-_HEAD = {
-    "sv": ("Beredskap", "I tjänst", "till", "Därefter"),
-    "en": ("On call", "On duty", "until", "Next"),
-}
 
 
 def oncall_now(config: Config, now: float | None = None) -> dict[str, Any]:
@@ -37,7 +33,9 @@ def render_oncall_section(config: Config, language: str, now: float | None = Non
     doc = oncall_now(config, now)
     if not doc["rotations"]:
         return ""
-    title, duty, until, nxt = _HEAD.get(language, _HEAD["sv"])
+    t = words(language)
+    title, duty, until = t["oncall_title"], t["oncall_on_duty"], t["oncall_until"]
+    nxt = t["oncall_next"]
     rows = []
     for entry in doc["rotations"]:
         ends = datetime.fromisoformat(entry["until"].replace("Z", "+00:00")).timestamp()

@@ -3,75 +3,38 @@
 from __future__ import annotations
 
 import html
+from collections.abc import Mapping
 from typing import Any
 
 from core.humanize import duration
-from core.i18n import reason
+from core.i18n import reason, text, upper_first, words
 
-_TEXT = {
-    "sv": {
-        "title": "Beredskap för återställning",
-        "generated": "Skapad",
-        "system": "System",
-        "up": "Uppe",
-        "ready": "Redo",
-        "backup": "Säkerhetskopia",
-        "age": "Ålder",
-        "rpo": "RPO",
-        "verified": "Verifierad",
-        "restored": "Återställningstest",
-        "reasons": "Skäl",
-        "_lang": "sv",
-        "yes": "ja",
-        "no": "nej",
-        "unknown": "okänt",
-        "never": "aldrig",
-        "none": "inga säkerhetskopior konfigurerade",
-        "ready_all": "REDO",
-        "not_ready": "INTE REDO",
-        "state": "läge",
-        "normal": "normalt",
-        "degraded": "nedsatt",
-        "rto_breached": "RTO överskriden",
-        "mtpd_breached": "MTPD överskriden",
-    },
-    "en": {
-        "title": "Backup readiness",
-        "generated": "Generated",
-        "system": "System",
-        "up": "Up",
-        "ready": "Ready",
-        "backup": "Backup",
-        "age": "Age",
-        "rpo": "RPO",
-        "verified": "Verified",
-        "restored": "Restore tested",
-        "reasons": "Reasons",
-        "_lang": "en",
-        "yes": "yes",
-        "no": "no",
-        "unknown": "unknown",
-        "never": "never",
-        "none": "no backups configured",
-        "ready_all": "READY",
-        "not_ready": "NOT READY",
-        "state": "state",
-        "normal": "normal",
-        "degraded": "degraded",
-        "rto_breached": "RTO breached",
-        "mtpd_breached": "MTPD breached",
-    },
+Words = Mapping[str, str]
+# The table's lowercase words for the two everyday states; a breach reads as on the console.
+_STATE = {
+    "normal": "readiness_normal",
+    "degraded": "readiness_degraded",
+    "rto_breached": "state_rto_breached",
+    "mtpd_breached": "state_mtpd_breached",
 }
 
 
-def _yes_no(value: bool | None, t: dict[str, str]) -> str:
+def _yes_no(value: bool | None, t: Words) -> str:
     return t["unknown"] if value is None else t["yes"] if value else t["no"]
 
 
-def _state(dept: dict[str, Any], t: dict[str, str]) -> str:
+def _state(dept: dict[str, Any], t: Words) -> str:
     """The department's continuity state in the page's language."""
     state = str(dept["state"])
-    return t.get(state, state)
+    return t[_STATE[state]] if state in _STATE else state
+
+
+def _verdict(dept: dict[str, Any], t: Words) -> str:
+    return t["ready"].upper() if dept["ready"] else t["readiness_not_ready"]
+
+
+def _head(t: Words, *keys: str) -> list[str]:
+    return [upper_first(t[k]) for k in keys]
 
 
 def _age(backup: dict[str, Any]) -> str:
@@ -80,21 +43,18 @@ def _age(backup: dict[str, Any]) -> str:
 
 
 def table(report: dict[str, Any], lang: str = "en") -> str:
-    t = _TEXT[lang]
-    lines = [f"{t['title']} – {t['generated']} {report['generated_at']}"]
-    head = [t["system"], t["up"], t["ready"], t["backup"], t["age"], t["rpo"], t["verified"]]
-    head.append(t["restored"])
+    t = words(lang)
+    lines = [f"{t['readiness_title']} – {t['readiness_generated']} {report['generated_at']}"]
+    head = _head(t, "system", "readiness_up", "ready", "backup", "age", "rpo")
+    head += _head(t, "readiness_verified", "readiness_restored")
     for dept in report["departments"]:
-        verdict = t["ready_all"] if dept["ready"] else t["not_ready"]
-        lines += [
-            "",
-            f"{dept['name']} ({dept['id']}): {verdict}  [{t['state']}: {_state(dept, t)}]",
-        ]
+        state = f"[{t['readiness_state']}: {_state(dept, t)}]"
+        lines += ["", f"{dept['name']} ({dept['id']}): {_verdict(dept, t)}  {state}"]
         rows = [head]
         for system in dept["systems"]:
             first = [system["name"], _yes_no(system["up"], t), _yes_no(system["ready"], t)]
             if not system["backups"]:
-                rows.append([*first, t["none"], "", "", "", ""])
+                rows.append([*first, t["readiness_none"], "", "", "", ""])
             for b in system["backups"]:
                 rows.append(
                     [
@@ -131,8 +91,8 @@ def _reasons(reasons: list[str], lang: str) -> str:
     return f"<td><ul>{items}</ul></td>" if items else "<td></td>"
 
 
-def department_html(dept: dict[str, Any], t: dict[str, str]) -> str:
-    verdict = t["ready_all"] if dept["ready"] else t["not_ready"]
+def department_html(dept: dict[str, Any], lang: str) -> str:
+    t = words(lang)
     rows = []
     for system in dept["systems"]:
         backups = system["backups"] or [None]
@@ -143,27 +103,26 @@ def department_html(dept: dict[str, Any], t: dict[str, str]) -> str:
                 _cell(_yes_no(system["ready"], t), system["ready"]),
             ]
             if b is None:
-                cells.append(f'<td colspan="5">{html.escape(t["none"])}</td>')
+                cells.append(f'<td colspan="5">{html.escape(t["readiness_none"])}</td>')
             else:
                 cells += [
                     _cell(b["check"]),
                     _cell(f"{_age(b)} / {duration(b['rpo_seconds'])}", b["ready"]),
                     _cell(b["verified_at"] or t["never"]),
                     _cell(b["restore_tested_at"] or "-"),
-                    _reasons(b["reasons"], t.get("_lang", "en")),
+                    _reasons(b["reasons"], lang),
                 ]
             up = {True: "true", False: "false", None: "unknown"}[system["up"]]
             attrs = f'data-system="{html.escape(system["id"])}" data-up="{up}"'
             rows.append(f"<tr {attrs}>{''.join(cells)}</tr>")
-    head = "".join(
-        f"<th>{html.escape(t[k])}</th>"
-        for k in ("system", "up", "ready", "backup", "age", "verified", "restored", "reasons")
-    )
+    columns = _head(t, "system", "readiness_up", "ready", "backup", "age")
+    columns += _head(t, "readiness_verified", "readiness_restored", "readiness_reasons")
+    head = "".join(f"<th>{html.escape(h)}</th>" for h in columns)
     return (
         f'<section class="dept"><h2>{html.escape(dept["name"])} – '
-        f'<span class="{"ok" if dept["ready"] else "bad"}">{verdict}</span></h2>'
+        f'<span class="{"ok" if dept["ready"] else "bad"}">{_verdict(dept, t)}</span></h2>'
         f'<p data-state="{html.escape(dept["state"])}">'
-        f"{html.escape(t['state'])}: {html.escape(_state(dept, t))}</p>"
+        f"{html.escape(t['readiness_state'])}: {html.escape(_state(dept, t))}</p>"
         f"<table><tr>{head}</tr>{''.join(rows)}</table></section>"
     )
 
@@ -179,21 +138,21 @@ STYLE = (
 
 def page(report: dict[str, Any], lang: str = "en") -> str:
     """A printable page, one section (and printed page) per department."""
-    t = _TEXT[lang]
-    body = "".join(department_html(d, t) for d in report["departments"])
+    t = words(lang)
+    body = "".join(department_html(d, lang) for d in report["departments"])
+    title = html.escape(t["readiness_title"])
     return (
         f'<!doctype html>\n<html lang="{lang}"><head><meta charset="utf-8">'
-        f"<title>{html.escape(t['title'])}</title><style>{STYLE}</style></head>"
-        f"<body><h1>{html.escape(t['title'])}</h1>"
-        f"<p>{html.escape(t['generated'])}: {html.escape(report['generated_at'])}</p>"
+        f"<title>{title}</title><style>{STYLE}</style></head>"
+        f"<body><h1>{title}</h1>"
+        f"<p>{html.escape(t['readiness_generated'])}: {html.escape(report['generated_at'])}</p>"
         f"{body}</body></html>\n"
     )
 
 
 def section(report: dict[str, Any], lang: str = "en") -> str:
     """The status-page part: departments with backups, a line each, reasons inline."""
-    t = _TEXT[lang]
-    parts = [f"<h2>{html.escape(t['title'])}</h2>"]
+    parts = [f"<h2>{html.escape(text(lang, 'readiness_title'))}</h2>"]
     for dept in report["departments"]:
-        parts.append(department_html(dept, t).replace('class="dept"', 'class="dept-inline"'))
+        parts.append(department_html(dept, lang).replace('class="dept"', 'class="dept-inline"'))
     return "".join(parts)
