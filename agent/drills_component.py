@@ -26,8 +26,8 @@ from agent.people_config import Drill
 from alerting import drills
 from alerting.acklinks import AckLink, LinkSigner, load_key
 from alerting.drills import DrillRun, DrillState, check_name
-from alerting.model import Outcome
-from alerting.service import AckReply, AlertingService
+from alerting.model import AckReply, Outcome
+from alerting.service import AlertingService
 
 if TYPE_CHECKING:
     from agent.host import Host

@@ -20,14 +20,14 @@ import asyncio
 import contextlib
 import logging
 import time
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from agent.state.pg_requests import Request, RequestQueue, Verdict
-from alerting.model import Incident, Silence
+from alerting.model import AckReply, Incident, Silence
 
 if TYPE_CHECKING:
     from agent.state.postgres import PostgresStore
-    from alerting.service import AckReply, AlertingService
+    from alerting.engine import IncidentEngine
 
 log = logging.getLogger("vaktpost.forwarding")
 WAIT = 5.0  # seconds a non-holder waits for the holder's verdict
@@ -44,10 +44,27 @@ class ForwardError(Exception):
         self.status = status
 
 
+class Holder(Protocol):
+    """What the forwarder needs of the alerting service (alerting/service.py)."""
+
+    holding: bool
+    engine: IncidentEngine | None
+
+    async def acknowledge(
+        self, incident_id: int, by: str, comment: str, via: str = "", person: str | None = None
+    ) -> Incident: ...
+
+    async def acknowledge_code(self, text: str, number: str) -> AckReply: ...
+
+    async def add_silence(
+        self, matchers: dict[str, str], starts_at: float, ends_at: float, comment: str, by: str
+    ) -> Silence: ...
+
+    async def expire_silence(self, silence_id: int) -> Silence: ...
+
+
 class Forwarder:
-    def __init__(
-        self, service: AlertingService, store: PostgresStore | None, wait: float = WAIT
-    ) -> None:
+    def __init__(self, service: Holder, store: PostgresStore | None, wait: float = WAIT) -> None:
         self.service = service
         self.queue = None if store is None else RequestQueue(store)
         self.wait = wait
@@ -61,8 +78,6 @@ class Forwarder:
         return Incident.from_json(answer["incident"])
 
     async def acknowledge_code(self, text: str, number: str) -> AckReply:
-        from alerting.service import AckReply
-
         answer = await self.ask("ack_code", {"text": text, "number": number})
         return AckReply(bool(answer["acknowledged"]), answer["message"], answer["incident_id"])
 

@@ -168,3 +168,12 @@ class EngineState:
     silences: dict[int, Silence] = field(default_factory=dict)
     next_incident_id: int = 1
     next_silence_id: int = 1
+
+
+@dataclass(frozen=True, slots=True)
+class AckReply:
+    """What an acknowledgement by SMS code did, for the reply to the sender."""
+
+    acknowledged: bool
+    message: str
+    incident_id: int | None = None

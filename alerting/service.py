@@ -13,7 +13,6 @@ import logging
 import time
 from collections import Counter
 from collections.abc import Callable, Coroutine
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from agent.config import Config
@@ -26,7 +25,7 @@ from alerting.channels.registry import build_channel
 from alerting.delivery_placement import DeliveryPlacement, watch_forever
 from alerting.engine import IncidentEngine
 from alerting.forwarding import Forwarder
-from alerting.model import Incident, Outcome, Silence
+from alerting.model import AckReply, Incident, Outcome, Silence
 from alerting.outbox import Backoff, Outbox
 from alerting.plan import STORE_CHECK, fleet_agent_check
 from alerting.selfwatch import heartbeat_forever, peers_forever
@@ -520,13 +519,6 @@ class AlertingService:
                     )
                 )
             )
-
-
-@dataclass(frozen=True, slots=True)
-class AckReply:
-    acknowledged: bool
-    message: str
-    incident_id: int | None = None
 
 
 def _refused(why: str, number: str) -> AckReply:
