@@ -34,6 +34,8 @@ from alerting.significant_clocks import SignificantClocks
 if TYPE_CHECKING:  # psycopg is ~9 MiB of RSS: imported only by an agent on PostgreSQL
     from agent.state.postgres import PostgresStore
 
+# How often a fleet agent without the engine lease re-reads the holder's state.
+FOLLOW = 2.0
 log = logging.getLogger("vaktpost.alerting")
 TICK = 0.25  # seconds between escalation clock ticks
 STORE_WATCH = 2.0  # seconds between looks at the state store's health
@@ -114,6 +116,7 @@ class AlertingService:
             self._spawn(self._supervised("fleet results", self._poll_results_forever))
             self._spawn(self._supervised("forwarded requests", self.forwarding.serve_forever))
             self._spawn(self._supervised("delivery placement", self._watch_placement))
+            self._spawn(self._supervised("follow the holder", self._follow_forever))
         log.info("alerting started", extra={"open_incidents": len(state.incidents)})
 
     async def stop(self) -> None:
@@ -445,6 +448,21 @@ class AlertingService:
         self.holding = False
         self._pending = Outcome()
         self._dirty.clear()
+
+    async def _follow_forever(self) -> None:
+        """A non-holder's engine is a read model of what the holder committed: its
+        incidents, silences and clocks feed this agent's API, console, readiness and
+        metrics. It never ticks or observes (holding is False), so it writes nothing."""
+        while True:
+            await asyncio.sleep(FOLLOW)
+            if self.holding:
+                continue
+            try:
+                state = await self.store.load_state()
+            except Exception:
+                continue  # the store's health is watched and reported elsewhere
+            if not self.holding:  # no await since the check: the lease did not move here
+                self.engine = IncidentEngine(self.config, state, self.fleet_agents)
 
     async def _poll_results_forever(self) -> None:
         """The holder reads what the other agents ran (they write results to the store

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import web
 from pydantic import ValidationError
 
-from agent.state.sqlite import StoreError
+from agent.state.postgres_errors import is_store_error
 from agent.web.bodies import json_error, read_json
 from agent.web.csrf import machine_to_machine
 from checks import alert, push
@@ -92,7 +92,9 @@ class SignalsApi:
                 await push.save(
                     self.host.ctx, name, push.apply_ping(state, kind, now, message, exit_status)
                 )
-        except (StoreError, OSError) as exc:
+        except Exception as exc:
+            if not is_store_error(exc):
+                raise
             log.error("push not recorded", extra={"check": name, "error": str(exc)})
             return json_error(503, "state store cannot record the ping")
         self.host.runtime.run_now(name)
@@ -137,7 +139,9 @@ class SignalsApi:
             )
         try:
             changed = await self._ingest(entries, now)
-        except (StoreError, OSError) as exc:
+        except Exception as exc:
+            if not is_store_error(exc):
+                raise
             log.error("alerts not recorded", extra={"error": str(exc)})
             return json_error(503, "state store cannot record the alerts")
         for check in self.host.config.checks:

@@ -172,6 +172,14 @@ def test_three_agents_split_the_checks_and_a_killed_ones_move(
             )
 
         wait_until(lapsed_incident, timeout=15, what="the incident of the lapsed srv-c")
+        # The agent without the engine lease shows it too (it follows the holder's state).
+        wait_until(
+            lambda: all(
+                "fleet-agent-srv-c" in open_incident_systems(a) for a in survivors.values()
+            ),
+            timeout=10,
+            what="both survivors showing srv-c's incident",
+        )
 
         # kill -9 of srv-b: the pinned check has no live agent and says why.
         agents["srv-b"].proc.send_signal(signal.SIGKILL)
