@@ -137,5 +137,5 @@ def drill_text(text: str, incident_id: int, *, language: str) -> str:
     lines = [t["note_drill"] if line == ack else line for line in kept]
     if t["note_drill"] not in lines:
         lines.append(t["note_drill"])
-    lines[0] = f"[{t['drill']}] {lines[0]}"
+    lines[0] = f"[{t['drill'].upper()}] {lines[0]}"
     return "\n".join(lines)

@@ -207,3 +207,37 @@ def test_upper_first_keeps_the_rest() -> None:
     assert upper_first("tidig varning") == "Tidig varning"
     assert upper_first("RTO överskriden") == "RTO överskriden"
     assert upper_first("") == ""
+
+
+MONTH = {
+    "month": "2026-01",
+    "agent": "a",
+    "timezone": "Europe/Stockholm",
+    "period": {"start": "2026-01-01", "end": "2026-02-01"},
+    "departments": [
+        {
+            "name": "Socialtjänsten",
+            "systems": [
+                {"name": "Treserva", "availability": 1.0, "downtime_seconds": 0,
+                 "maintenance_seconds": 0, "rto_seconds": 3600, "mtpd_seconds": None,
+                 "incidents": 0, "backups": [
+                     {"check": "db", "rpo_seconds": 86400, "ready_share": 1.0}]}
+            ],
+            "incidents": [],
+        }
+    ],
+    "drills": [],
+}  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("lang", "words_in"),
+    [("en", ["Availability", "Ready", "Channel drills", "None."]),
+     ("sv", ["Tillgänglighet", "Redo", "Larmövningar", "Inga."])],
+)  # fmt: skip
+def test_the_monthly_report_reads_its_words_from_the_tables(lang: str, words_in: list[str]) -> None:
+    from agent import report_render
+
+    for rendered in (report_render.markdown(MONTH, lang), report_render.html_page(MONTH, lang)):
+        assert all(w in rendered for w in words_in), rendered
+    assert report_render.markdown(MONTH) == report_render.markdown(MONTH, "en")
