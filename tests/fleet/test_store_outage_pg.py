@@ -36,7 +36,7 @@ agent:
 channels:
   hook: {{type: webhook, url: "{hook}", concurrency: 1}}
   ops: {{type: webhook, url: "{ops}", default: true}}
-  modem: {{type: command, argv: [/bin/sh, -c, "cat >> {modem}; echo >> {modem}"],
+  modem: {{type: command, argv: [/bin/sh, -c, 'cat > "$(mktemp -p {modem})"'],
           default: true, run_on: [srv-b]}}
 checks:
   - {{name: app, type: tcp, host: 127.0.0.1, port: {closed}, run_on: [srv-a]}}
@@ -83,7 +83,8 @@ def metric(agent: AgentProcess, line_start: str) -> str:
 def test_a_database_restart_mid_escalation(tmp_path: Path, own_pg: PgServer) -> None:
     dsn = own_pg.new_database()
     db = dsn.rsplit("/", 1)[1].split("?")[0]
-    modem = tmp_path / "modem.jsonl"
+    modem = tmp_path / "modem"  # one file per send: sends may run at once
+    modem.mkdir()
     closed = free_port()
     agents: dict[str, AgentProcess] = {}
     configs: dict[str, tuple[Path, dict[str, Any]]] = {}
@@ -188,10 +189,13 @@ def test_a_database_restart_mid_escalation(tmp_path: Path, own_pg: PgServer) -> 
         ("srv-a", "back"): 1,
         ("srv-b", "back"): 1,
     }, notices
-    modem_notices = [json.loads(line) for line in modem.read_text().splitlines() if line]
+    modem_notices = sorted(
+        (json.loads(f.read_text()) for f in modem.iterdir()), key=lambda p: p["created_at"]
+    )
     assert outage_notices(modem_notices) == [("srv-b", "unreachable"), ("srv-b", "back")], (
         "modem is pinned to srv-b: only srv-b sends through it"
     )
+    assert stored, "the result gathered during the outage was never written"
     finished, ran_by = stored.split("|")
     assert float(finished) == late and ran_by == "srv-a", (
         "the result gathered during the outage was written once the store was back"
