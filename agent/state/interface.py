@@ -138,6 +138,8 @@ class AlertingStore(Protocol):
 
     async def timeline(self, incident_id: int) -> list[dict[str, Any]]: ...
 
+    async def incident(self, incident_id: int) -> dict[str, Any] | None: ...
+
     async def head(self, channel: str, limit: int) -> list[OutboxRow]: ...
 
     async def record(self, updates: list[OutboxUpdate]) -> None: ...
@@ -145,3 +147,35 @@ class AlertingStore(Protocol):
     async def pending_counts(self) -> dict[str, int]: ...
 
     async def deliveries(self) -> list[tuple[str, str, str]]: ...
+
+
+def delivery_event(
+    dedup_key: str,
+    channel: str,
+    kind: str,
+    state: str,
+    attempts: int,
+    error: str,
+    created_at: float,
+    done_at: float | None,
+) -> dict[str, Any]:
+    """One outbox row as an entry of an incident's timeline (every store's shape)."""
+    return {
+        "at": done_at if done_at is not None else created_at,
+        "kind": "delivery",
+        "step": None,
+        "channels": [channel],
+        "message": f"{kind}: {state}" + (f" ({error})" if error else ""),
+        "outcome": state,
+        "attempts": attempts,
+        "dedup_key": dedup_key,
+    }
+
+
+def in_time_order(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    # Stable: events keep their recorded order at equal times, deliveries follow.
+    return sorted(events, key=lambda e: (e["at"], e["kind"] == "delivery"))
+
+
+# The outbox columns delivery_event takes, in its order.
+DELIVERY_COLUMNS = "dedup_key, channel, kind, state, attempts, last_error, created_at, done_at"

@@ -29,7 +29,15 @@ import psycopg_pool
 from psycopg import AsyncConnection
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
-from agent.state.interface import OutboxRow, OutboxUpdate, OutcomeRows, dumps
+from agent.state.interface import (
+    DELIVERY_COLUMNS,
+    OutboxRow,
+    OutboxUpdate,
+    OutcomeRows,
+    delivery_event,
+    dumps,
+    in_time_order,
+)
 from agent.state.postgres_errors import FencedError, PostgresStoreError
 from alerting.model import CheckTrack, EngineState, Incident, Outcome, Silence
 
@@ -412,17 +420,36 @@ class PostgresStore:
         rows = await self._run(_fetch, sql, (limit,))
         return [json.loads(r[0]) for r in rows]
 
+    async def incident(self, incident_id: int) -> dict[str, Any] | None:
+        rows = await self._run(_fetch, "SELECT data FROM incidents WHERE id=%s", (incident_id,))
+        return dict(json.loads(rows[0][0])) if rows else None
+
     async def timeline(self, incident_id: int) -> list[dict[str, Any]]:
-        rows = await self._run(
-            _fetch,
-            "SELECT at, kind, step, channels, message FROM incident_events"
-            " WHERE incident_id=%s ORDER BY id",
-            (incident_id,),
-        )
-        return [
-            {"at": r[0], "kind": r[1], "step": r[2], "channels": json.loads(r[3]), "message": r[4]}
-            for r in rows
-        ]
+        """The incident's events and each delivery (channel and outcome), in time order."""
+
+        async def read(conn: AsyncConnection[Any]) -> list[dict[str, Any]]:
+            events = [
+                {"at": r[0], "kind": r[1], "step": r[2], "channels": json.loads(r[3]),
+                 "message": r[4]}
+                for r in await _fetch(
+                    conn,
+                    "SELECT at, kind, step, channels, message FROM incident_events"
+                    " WHERE incident_id=%s ORDER BY id",
+                    (incident_id,),
+                )
+            ]  # fmt: skip
+            events += [
+                delivery_event(*r)
+                for r in await _fetch(
+                    conn,
+                    f"SELECT {DELIVERY_COLUMNS} FROM outbox WHERE incident_id=%s ORDER BY id",
+                    (incident_id,),
+                )
+            ]
+            return in_time_order(events)
+
+        result: list[dict[str, Any]] = await self._run(read)
+        return result
 
     # -- outbox ------------------------------------------------------------------------
     async def head(self, channel: str, limit: int) -> list[OutboxRow]:

@@ -17,6 +17,7 @@ from typing import Any
 
 from agent.state.interface import OutboxRow, OutboxUpdate, OutcomeRows, dumps
 from agent.state.sqlite import Store, is_store_failure
+from agent.state.sqlite_history import timeline_sync
 from alerting.model import CheckTrack, EngineState, Incident, Outcome, Silence
 
 log = logging.getLogger("vaktpost.outbox")
@@ -99,18 +100,16 @@ class IncidentStore:
         rows = await self.store.call(lambda db: db.execute(sql, (limit,)).fetchall())
         return [json.loads(r[0]) for r in rows]
 
-    async def timeline(self, incident_id: int) -> list[dict[str, Any]]:
-        rows = await self.store.call(
+    async def incident(self, incident_id: int) -> dict[str, Any] | None:
+        row = await self.store.call(
             lambda db: db.execute(
-                "SELECT at, kind, step, channels, message FROM incident_events"
-                " WHERE incident_id=? ORDER BY id",
-                (incident_id,),
-            ).fetchall()
+                "SELECT data FROM incidents WHERE id=?", (incident_id,)
+            ).fetchone()
         )
-        return [
-            {"at": r[0], "kind": r[1], "step": r[2], "channels": json.loads(r[3]), "message": r[4]}
-            for r in rows
-        ]
+        return None if row is None else dict(json.loads(row[0]))
+
+    async def timeline(self, incident_id: int) -> list[dict[str, Any]]:
+        return await self.store.call(lambda db: timeline_sync(db, incident_id))
 
     # -- outbox ------------------------------------------------------------------------
     async def head(self, channel: str, limit: int) -> list[OutboxRow]:

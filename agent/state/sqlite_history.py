@@ -13,6 +13,7 @@ import sqlite3
 from dataclasses import dataclass
 from typing import Any
 
+from agent.state.interface import DELIVERY_COLUMNS, delivery_event, in_time_order
 from agent.state.sqlite import Store
 
 
@@ -96,17 +97,6 @@ class HistoryStore:
         keys = ("at", "actor", "action", "target", "detail")
         return [dict(zip(keys, r, strict=True)) for r in rows]
 
-    async def incident(self, incident_id: int) -> dict[str, Any] | None:
-        row = await self.store.call(
-            lambda db: db.execute(
-                "SELECT data FROM incidents WHERE id=?", (incident_id,)
-            ).fetchone()
-        )
-        return None if row is None else dict(json.loads(row[0]))
-
-    async def timeline(self, incident_id: int) -> list[dict[str, Any]]:
-        return await self.store.call(lambda db: timeline_sync(db, incident_id))
-
     async def spans(self, since: float, until: float) -> list[IncidentSpan]:
         return await self.store.call(lambda db: spans_sync(db, since, until))
 
@@ -147,26 +137,14 @@ def timeline_sync(db: sqlite3.Connection, incident_id: int) -> list[dict[str, An
             (incident_id,),
         )
     ]
-    for key, channel, kind, state, attempts, error, created, done in db.execute(
-        "SELECT dedup_key, channel, kind, state, attempts, last_error, created_at, done_at"
-        " FROM outbox WHERE incident_id=? ORDER BY id",
-        (incident_id,),
-    ):
-        events.append(
-            {
-                "at": done if done is not None else created,
-                "kind": "delivery",
-                "step": None,
-                "channels": [channel],
-                "message": f"{kind}: {state}" + (f" ({error})" if error else ""),
-                "outcome": state,
-                "attempts": attempts,
-                "dedup_key": key,
-            }
+    events += [
+        delivery_event(*row)
+        for row in db.execute(
+            f"SELECT {DELIVERY_COLUMNS} FROM outbox WHERE incident_id=? ORDER BY id",
+            (incident_id,),
         )
-    # Stable: events keep their recorded order at equal times, deliveries follow.
-    events.sort(key=lambda e: (e["at"], e["kind"] == "delivery"))
-    return events
+    ]
+    return in_time_order(events)
 
 
 def spans_sync(db: sqlite3.Connection, since: float, until: float) -> list[IncidentSpan]:

@@ -134,17 +134,20 @@ class HistoryApi:
 async def incident_document(
     host: WebHost, history: HistoryComponent, incident_id: int
 ) -> dict[str, Any] | None:
-    engine = host.alerting.service.engine
+    service = host.alerting.service
+    engine = service.engine
     assert engine is not None
+    # Incidents live in the alerting store: the shared one in a fleet, where the
+    # agent's own SQLite has none.
     incident = engine.state.incidents.get(incident_id)
     if incident is None:
-        data = await history.store.incident(incident_id)
+        data = await service.store.incident(incident_id)
         if data is None:
             return None
         incident = Incident.from_json(data)
     document = incident_json(engine, incident, time.time())
     document["timeline"] = [
-        {**event, "at": rfc3339(event["at"])} for event in await history.store.timeline(incident_id)
+        {**event, "at": rfc3339(event["at"])} for event in await service.store.timeline(incident_id)
     ]
     return document
 

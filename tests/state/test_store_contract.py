@@ -132,6 +132,25 @@ async def test_outbox_order_dedup_record_and_fallback(stores: Stores) -> None:
     assert states[("a/d/s/1/1", "lan")] == "pending"
 
 
+async def test_an_incident_is_read_by_id_with_its_deliveries_in_the_timeline(
+    stores: Stores,
+) -> None:
+    # The console's and GET /api/v1/incidents/ID's source in a fleet too (the agent's
+    # own SQLite has no incidents there): the timeline was empty on PostgreSQL.
+    state = EngineState(next_incident_id=2)
+    state.incidents[1] = incident()
+    out = Outcome(incidents={1: state.incidents[1]}, notifications=[note("a/d/s/1/0", "hook")])
+    out.events.append(Event(T0, "opened", 1, message="web"))
+    await stores.alerting.persist(out, state)
+    (row,) = await stores.alerting.head("hook", 10)
+    await stores.alerting.record([OutboxUpdate(row, "delivered", 1, T0 + 5, done_at=T0 + 5)])
+    assert (await stores.alerting.incident(1) or {})["id"] == 1
+    assert await stores.alerting.incident(99) is None
+    timeline = await stores.alerting.timeline(1)
+    assert [(e["kind"], e["at"]) for e in timeline] == [("opened", T0), ("delivery", T0 + 5)]
+    assert timeline[1]["outcome"] == "delivered" and timeline[1]["dedup_key"] == "a/d/s/1/0"
+
+
 async def test_a_held_notification_keeps_its_due_time(stores: Stores) -> None:
     held = Notification("a/-/up/1/0", "hook", 1, "firing", T0, {"group_key": "up"}, T0 + 10)
     await stores.alerting.persist(Outcome(notifications=[held]), EngineState())
