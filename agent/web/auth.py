@@ -22,7 +22,6 @@ import time
 from collections import OrderedDict, deque
 from collections.abc import Callable
 
-import bcrypt
 from aiohttp import web
 
 from agent.config import WebConfig, WebUser
@@ -105,6 +104,8 @@ def bcrypt_cost(password_hash: str) -> int | None:
 
 @functools.cache
 def _dummy_hash(cost: int) -> bytes:
+    import bcrypt  # at the first login: ~0.4 MiB an agent without users never loads
+
     return bcrypt.hashpw(b"vaktpost-dummy", bcrypt.gensalt(rounds=cost))
 
 
@@ -161,6 +162,8 @@ class LoginGuard:
             self._verified.popitem(last=False)
 
     async def checkpw(self, password: bytes, hashed: bytes) -> bool:
+        import bcrypt  # at the first login: ~0.4 MiB an agent without users never loads
+
         if self._bcrypt_slots is None:
             self._bcrypt_slots = asyncio.Semaphore(BCRYPT_CONCURRENCY)
         self.bcrypt_checks += 1
