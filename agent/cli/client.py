@@ -7,8 +7,6 @@ import base64
 import getpass
 import json
 import os
-import urllib.error
-import urllib.request
 from typing import Any
 
 from agent.cli.errors import EXIT_CANNOT_RUN, EXIT_USAGE, CliError
@@ -22,6 +20,11 @@ def add_remote_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def request(args: argparse.Namespace, method: str, path: str, body: Any = None) -> Any:
+    # Here, not at the top: every command's parser is built at start, and
+    # `vaktpost run` and `--help` need no HTTP client (http.client, email, tempfile).
+    import urllib.error
+    import urllib.request
+
     data = None if body is None else json.dumps(body).encode()
     req = urllib.request.Request(args.url.rstrip("/") + path, data=data, method=method)
     req.add_header("Content-Type", "application/json")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import sys
 import time
@@ -69,6 +68,8 @@ def render(report: dict[str, Any], fmt: str, lang: str) -> str:
 
 
 def cmd_readiness(args: argparse.Namespace) -> int:
+    import asyncio  # here: `vaktpost --help` builds this parser and needs no event loop
+
     from agent import readiness
     from agent.configload import ConfigError, read_config
     from agent.state.sqlite import StoreError

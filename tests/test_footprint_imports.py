@@ -1,0 +1,78 @@
+"""Footprint (issue 10): what start-up must not import.
+
+Every module imported stays in RSS for the process's life, and `vaktpost
+--help` pays for each in wall time. Measured figures are in docs/performance.md
+(bench/footprint.py); these tests keep the levers from silently coming undone.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.helpers import ROOT, free_port
+
+_HELP = """
+import contextlib, io, json, sys
+from agent.cli import main
+with contextlib.redirect_stdout(io.StringIO()):
+    try:
+        main(["--help"])
+    except SystemExit:
+        pass
+print(json.dumps(sorted(sys.modules)))
+"""
+
+# The daemon as `vaktpost run` builds it (agent/daemon.py serve), up to a started agent.
+_DAEMON = """
+import asyncio, json, sys
+from agent.configload import read_config
+from agent.daemon import Agent
+
+async def main() -> None:
+    agent = Agent(read_config(sys.argv[1]), sys.argv[1])
+    await agent.startup()
+    await agent.shutdown()
+
+asyncio.run(main())
+print(json.dumps(sorted(sys.modules)))
+"""
+
+
+def _modules(code: str, *args: str, env: dict[str, str] | None = None) -> set[str]:
+    out = subprocess.run(
+        [sys.executable, "-c", code, *args],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env=env,
+        timeout=60,
+        check=True,
+    ).stdout
+    names = json.loads(out.splitlines()[-1])
+    return {*names, *(name.split(".")[0] for name in names)}
+
+
+def test_help_imports_no_event_loop_and_no_schema() -> None:
+    loaded = _modules(_HELP)
+    assert "argparse" in loaded  # the script did build the parser
+    heavy = {"asyncio", "pydantic", "aiohttp", "yaml", "urllib.request"} & loaded
+    assert not heavy, f"vaktpost --help imports {sorted(heavy)}"
+
+
+def test_daemon_on_the_default_config_leaves_unused_dependencies_unloaded(
+    tmp_path: Path,
+) -> None:
+    default = (ROOT / "agent" / "default.yaml").read_text(encoding="utf-8")
+    assert "127.0.0.1:9730" in default
+    config = tmp_path / "default.yaml"
+    config.write_text(default.replace("127.0.0.1:9730", f"127.0.0.1:{free_port()}"))
+    env = {**os.environ, "XDG_STATE_HOME": str(tmp_path / "state")}
+    loaded = _modules(_DAEMON, str(config), env=env)
+    assert {"aiohttp", "pydantic", "sqlite3"} <= loaded  # it did start the agent
+    # psycopg (~9 MiB): only agent.store; Jinja2: the first console page; bcrypt: a login.
+    unused = {"psycopg", "psycopg_pool", "jinja2", "bcrypt"} & loaded
+    assert not unused, f"the default agent imports {sorted(unused)}"
