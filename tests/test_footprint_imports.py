@@ -76,3 +76,20 @@ def test_daemon_on_the_default_config_leaves_unused_dependencies_unloaded(
     # psycopg (~9 MiB): only agent.store; Jinja2: the first console page; bcrypt: a login.
     unused = {"psycopg", "psycopg_pool", "jinja2", "bcrypt"} & loaded
     assert not unused, f"the default agent imports {sorted(unused)}"
+
+
+def test_defaults_fill_the_loaded_check_models_without_copying_them() -> None:
+    from agent.configload import load_config_text
+
+    text = (
+        "agent: {defaults: {interval: 45s, timeout: 3s, failures_before_alert: 4}}\n"
+        "checks:\n"
+        "  - {name: a, type: tcp, host: 127.0.0.1, port: 1}\n"
+        "  - {name: b, type: tcp, host: 127.0.0.1, port: 1, interval: 5s}\n"
+    )
+    a, b = load_config_text(text, "<test>").checks
+    assert (a.interval, a.timeout, a.failures_before_alert) == (45.0, 3.0, 4)
+    assert (b.interval, b.timeout) == (5.0, 3.0)
+    # A copy per check (model_copy) also grew each fields-set: ~0.5 KiB a check.
+    assert a.model_fields_set == {"name", "type", "host", "port"}
+    assert b.model_fields_set == {"name", "type", "host", "port", "interval"}
