@@ -198,12 +198,13 @@ class Fleet:
         )
         self.agents: dict[str, AgentProcess] = {}
         self.instances: dict[int, str] = {}
-        for name in ("srv-a", "srv-b", "srv-c"):
+        self.ports = {name: free_port() for name in ("srv-a", "srv-b", "srv-c")}
+        for name, port in self.ports.items():
             cfg = tmp / f"{name}.yaml"
             cfg.write_text(
                 CONFIG.format(
                     name=name,
-                    port=free_port(),
+                    port=port,
                     state=tmp / f"state-{name}",
                     dsn=dsn,
                     lease=LEASE,
@@ -212,13 +213,11 @@ class Fleet:
                     ladder=ladder,
                 )
             )
-        for name in ("srv-a", "srv-b", "srv-c"):
+        for name in self.ports:
             self.start(name)
 
     def start(self, name: str) -> None:
-        cfg = self.tmp / f"{name}.yaml"
-        port = int(cfg.read_text().split("listen: 127.0.0.1:", 1)[1].split()[0])
-        agent = AgentProcess(cfg, port=port)
+        agent = AgentProcess(self.tmp / f"{name}.yaml", port=self.ports[name])
         self.agents[name] = agent
         self.receiver.live_pids[:] = [a.proc.pid for a in self.agents.values()]
 
@@ -226,7 +225,10 @@ class Fleet:
         """This process's fleet instance (`name/uuid`), once it answers."""
         pid = agent.proc.pid
         if pid not in self.instances:
-            status, body = agent.get("/api/v1/fleet")
+            try:
+                status, body = agent.get("/api/v1/fleet")
+            except OSError:  # still starting: it cannot be the holder yet
+                return None
             if status != 200:
                 return None
             me = [a for a in json.loads(body)["agents"] if a.get("self")]
