@@ -31,7 +31,7 @@ from agent.state.metrics import StoreCollector
 from agent.state.postgres_errors import PostgresStoreError
 from agent.state.sqlite import Store, StoreError
 from agent.state.sqlite_alerting import read_state
-from agent.store_outage import StoreOutageNotices
+from agent.store_outage import StoreOutageNotices, notify_failed_start
 from agent.web.app import build_app, part_routes
 from agent.web.guard import GuardedSite
 from checks.base import CheckContext
@@ -329,6 +329,10 @@ async def serve(config: Config, config_path: str | None) -> int:
         await agent.startup()
     except (OSError, StoreError, PostgresStoreError) as exc:
         log.error("cannot start", extra={"error": str(exc)})
+        if isinstance(exc, PostgresStoreError) and agent.shared_store is not None:
+            # The fleet's store is down at start: say so once (a local queue), even
+            # though this agent cannot run until it answers (the supervisor retries).
+            await notify_failed_start(agent, str(exc))
         await agent.shutdown()
         return 1
     try:

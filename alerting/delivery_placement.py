@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -151,6 +152,8 @@ async def watch_forever(
     placement: DeliveryPlacement, store: MemberSource, outbox: Callable[[], Outbox | None]
 ) -> None:
     """Look at the members a few times a lease; hand over what waited long enough."""
+    failed_at = -1e9  # monotonic time of the last look the store did not answer
+    answered_at = time.monotonic()
     while True:
         current = outbox()
         if current is not None:
@@ -158,10 +161,17 @@ async def watch_forever(
                 members = await store.members()
                 now = await store.now()
             except Exception:
-                pass  # the store's health is reported elsewhere; keep the last view
+                failed_at = time.monotonic()  # reported elsewhere; keep the last view
             else:
-                placement.observe(members, now, current.configs)
-                await hand_over_overdue(placement, current)
+                mono = time.monotonic()
+                if mono - answered_at > placement.lease():  # a look that hung, then passed
+                    failed_at = mono
+                answered_at = mono
+                # Nobody could renew while the store was down: a lease that lapsed then
+                # says nothing of its agent. Give them one lease to renew first.
+                if time.monotonic() - failed_at >= placement.lease():
+                    placement.observe(members, now, current.configs)
+                    await hand_over_overdue(placement, current)
         await asyncio.sleep(min(5.0, max(0.5, placement.lease() / 3)))
 
 

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from agent.config import Config
 from agent.state.fleet import alerting_store
-from agent.state.postgres_errors import FencedError
+from agent.state.postgres_errors import FencedError, is_store_error
 from agent.state.sqlite import Store
 from alerting.acklinks import LinkSigner
 from alerting.channels.interface import Channel
@@ -109,7 +109,10 @@ class AlertingService:
         self._spawn(self._supervised("tick", self._tick_forever))
         self._spawn(self._supervised("commit", self._commit_forever))
         self._spawn(self._supervised("outbox refresh", self._refresh_pending_forever))
-        self._spawn(self._supervised("store watch", self._watch_store_forever))
+        if self.fleet_store is None:
+            # A fleet's shared store: each agent tells of its outage itself, from a local
+            # queue (agent/store_outage.py); an incident here would wait for the store.
+            self._spawn(self._supervised("store watch", self._watch_store_forever))
         self._start_selfwatch()
         if self.fleet_store is not None:
             self._spawn(self._supervised("engine lease", self._lease_forever))
@@ -400,8 +403,11 @@ class AlertingService:
         while True:
             lease = float(self.config.agent.fleet.lease)
             asked = time.monotonic()
+            # A holder waits no longer than its lease lasts: a request stuck on a dead
+            # connection must not keep it acting as holder past the lease.
+            wait = self._renewed + lease - asked if self.holding else lease
             try:
-                token = await store.take_lease(lease)
+                token = await asyncio.wait_for(store.take_lease(lease), timeout=max(0.1, wait))
             except FencedError:
                 raise
             except Exception as exc:
@@ -499,8 +505,10 @@ class AlertingService:
             return
         try:
             await self.outbox.settle_removed(self.removed_fallbacks)
-        except Exception:
-            log.exception("could not settle rows of removed channels")
+        except Exception as exc:
+            if not is_store_error(exc):
+                log.exception("could not settle rows of removed channels")
+            # else: the store's outage is reported once, by its own watch
 
     def _restart_selfwatch(self) -> None:
         """A reload may change or remove the heartbeat and the peers: start them afresh."""

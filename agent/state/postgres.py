@@ -42,6 +42,9 @@ from agent.state.postgres_errors import FencedError, PostgresStoreError
 from alerting.model import CheckTrack, EngineState, Incident, Outcome, Silence
 
 log = logging.getLogger("vaktpost.store")
+# The pool warns at every failed reconnect, several times a second while the database
+# is down; the store says so once itself ("state store cannot write").
+logging.getLogger("psycopg.pool").setLevel(logging.ERROR)
 
 # pg_advisory_xact_lock key of the migrations: any fixed 64-bit number, "vaktpost" in ASCII.
 MIGRATION_LOCK = 0x76616B74706F7374
