@@ -154,6 +154,11 @@ class CheckStateStore(Protocol):
 
     async def set_state(self, check: str, key: str, value: Any) -> None: ...
 
+    async def update_state(self, check: str, key: str, change: Callable[[Any], Any]) -> Any:
+        """Read, change and write one value as one step (a push or an Alertmanager
+        webhook may arrive at two agents of a fleet at once); returns the new value."""
+        ...
+
 
 class MemoryStateStore:
     """A CheckStateStore that forgets on exit: for tests and one-off runs without state_dir."""
@@ -166,6 +171,10 @@ class MemoryStateStore:
 
     async def set_state(self, check: str, key: str, value: Any) -> None:
         self._data[(check, key)] = value
+
+    async def update_state(self, check: str, key: str, change: Callable[[Any], Any]) -> Any:
+        value = self._data[(check, key)] = change(self._data.get((check, key)))
+        return value
 
 
 @dataclass(frozen=True)

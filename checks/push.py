@@ -140,8 +140,16 @@ async def load(ctx: CheckContext, name: str) -> PushState:
     return PushState.from_json(await ctx.store.get_state(name, STATE_KEY))
 
 
-async def save(ctx: CheckContext, name: str, state: PushState) -> None:
-    await ctx.store.set_state(name, STATE_KEY, asdict(state))
+async def record_ping(
+    ctx: CheckContext, name: str, kind: str, now: float, message: str, exit_status: int | None
+) -> None:
+    """One ping as one read-change-write of the store: pings of one job that reach two
+    agents of a fleet at once both count."""
+
+    def apply(value: Any) -> dict[str, Any]:
+        return asdict(apply_ping(PushState.from_json(value), kind, now, message, exit_status))
+
+    await ctx.store.update_state(name, STATE_KEY, apply)
 
 
 def due_at(config: PushConfig, since: float, timezone: str) -> float | None:

@@ -1,9 +1,11 @@
 """The state store as an interface: what every implementation must do.
 
 vaktpost keeps results, per-check state, the engine's incidents and their
-timeline, silences and the outbox in one store. SQLite (agent/state/sqlite.py,
-agent/state/sqlite_alerting.py) is the embedded default; a shared store for a
-fleet implements the same protocols, and tests/state/test_store_contract.py runs
+timeline, silences, the outbox and the history in one store. SQLite
+(agent/state/sqlite.py, agent/state/sqlite_alerting.py, agent/state/sqlite_history.py)
+is the embedded default; a shared store for a fleet implements the same protocols
+(agent/state/postgres.py, agent/state/pg_history.py), and
+tests/state/test_store_contract.py and tests/state/test_history_contract.py run
 one list of scenarios against every implementation.
 
 The rules every implementation keeps:
@@ -12,13 +14,15 @@ The rules every implementation keeps:
 - a (dedup key, channel) pair is queued once: a re-run of a step cannot double it;
 - `head` returns a channel's pending rows oldest first; `record` writes a batch
   of send outcomes and the fallback rows they cause at once;
-- per-check state and results survive restarts.
+- per-check state and results survive restarts;
+- `prune` never drops an open incident, a pending outbox row, or a check's last
+  status change before the cut (the state a window starts in).
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -122,6 +126,8 @@ class ResultStore(Protocol):
 
     async def set_state(self, check: str, key: str, value: Any) -> None: ...
 
+    async def update_state(self, check: str, key: str, change: Callable[[Any], Any]) -> Any: ...
+
 
 class AlertingStore(Protocol):
     """The engine's state, its timeline, silences and the outbox."""
@@ -147,6 +153,71 @@ class AlertingStore(Protocol):
     async def pending_counts(self) -> dict[str, int]: ...
 
     async def deliveries(self) -> list[tuple[str, str, str]]: ...
+
+
+@dataclass(frozen=True, slots=True)
+class IncidentSpan:
+    """One incident as history needs it: who, when, how bad, and its first ack."""
+
+    id: int
+    department: str | None
+    system: str
+    started_at: float
+    resolved_at: float | None
+    data: dict[str, Any]
+    first_ack_at: float | None
+
+
+class HistoryStore(Protocol):
+    """Status changes, the audit trail and restore tests, and the incidents read back
+    for availability and the monthly report; pruned past `agent.history`."""
+
+    async def record_changes(self, rows: list[tuple[str, float, str, str]]) -> None:
+        """(check, at, status, message) of each status change, in order."""
+
+    async def record_restore_tests(self, rows: list[tuple[str, float, bool, float | None]]) -> None:
+        """(check, at, passed, seconds); a (check, at) already recorded is kept once."""
+
+    async def audit(self, at: float, actor: str, action: str, target: str, detail: str) -> None: ...
+
+    async def prune(self, before: float) -> dict[str, int]:
+        """Drop what ended before `before`: rows deleted per table. A shared store
+        prunes only while this process holds the engine lease ({} otherwise)."""
+
+    async def last_statuses(self, checks: Collection[str] | None = None) -> dict[str, str]:
+        """The last recorded status of each check (of these checks, if given)."""
+
+    async def check_changes(
+        self, check: str | None, since: float, until: float
+    ) -> list[dict[str, Any]]:
+        """Changes in [since, until) plus each check's last one before `since`, per
+        check in name order, each check's oldest first."""
+
+    async def audit_trail(self, since: float, limit: int = 500) -> list[dict[str, Any]]:
+        """Audit entries since `since`, newest first."""
+
+    async def spans(self, since: float, until: float) -> list[IncidentSpan]:
+        """Incidents that overlap [since, until), by id, each with its first ack."""
+
+    async def acks(self, since: float) -> list[dict[str, Any]]:
+        """Acknowledgements since `since` as audit entries, oldest first."""
+
+    async def restore_tests(self, since: float, until: float) -> list[dict[str, Any]]:
+        """Restore tests in [since, until), oldest first."""
+
+
+def ack_entry(incident_id: int, at: float, message: str) -> dict[str, Any]:
+    """An acknowledgement event as an audit entry: the engine records 'who[ via how]: comment'."""
+    who, _, comment = message.partition(": ")
+    actor, _, via = who.partition(" via ")
+    return {
+        "at": at,
+        "actor": actor,
+        "action": "ack",
+        "target": f"incident {incident_id}",
+        "detail": comment,
+        "via": via or None,
+    }
 
 
 def delivery_event(

@@ -20,7 +20,7 @@ import json
 import logging
 import time
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -166,6 +166,41 @@ MIGRATIONS: list[str] = [
         answered_at TIMESTAMPTZ
     );
     CREATE INDEX requests_queued ON requests(id) WHERE state = 'queued';
+    """,
+    # 5: the history, shared by the fleet (agent/state/pg_history.py): SQLite's tables of
+    # migrations 3 and 4 (agent/state/sqlite_schema.py), and the indexes its reads and
+    # the holder's pruning need.
+    """
+    CREATE TABLE check_history (
+        id BIGSERIAL PRIMARY KEY,
+        check_name TEXT NOT NULL,
+        at DOUBLE PRECISION NOT NULL,
+        status TEXT NOT NULL,
+        message TEXT NOT NULL
+    );
+    CREATE INDEX check_history_by_check ON check_history(check_name, at);
+    CREATE INDEX check_history_by_at ON check_history(at);
+    CREATE TABLE audit_log (
+        id BIGSERIAL PRIMARY KEY,
+        at DOUBLE PRECISION NOT NULL,
+        actor TEXT NOT NULL,
+        action TEXT NOT NULL,
+        target TEXT NOT NULL,
+        detail TEXT NOT NULL
+    );
+    CREATE INDEX audit_log_by_at ON audit_log(at);
+    CREATE TABLE restore_tests (
+        id BIGSERIAL PRIMARY KEY,
+        check_name TEXT NOT NULL,
+        at DOUBLE PRECISION NOT NULL,
+        ok INTEGER NOT NULL,
+        seconds DOUBLE PRECISION,
+        UNIQUE (check_name, at)
+    );
+    CREATE INDEX restore_tests_by_at ON restore_tests(at);
+    CREATE INDEX incidents_by_started ON incidents(started_at);
+    CREATE INDEX incidents_by_resolved ON incidents(resolved_at);
+    CREATE INDEX outbox_by_incident ON outbox(incident_id);
     """,
 ]
 
@@ -363,6 +398,30 @@ class PostgresStore:
             " ON CONFLICT (check_name, key) DO UPDATE SET value=excluded.value",
             (check, key, json.dumps(value)),
         )
+
+    async def update_state(self, check: str, key: str, change: Callable[[Any], Any]) -> Any:
+        """One transaction holding the row's lock: two agents updating one value (an
+        Alertmanager pair posting to two agents) queue behind each other."""
+
+        async def step(conn: AsyncConnection[Any]) -> Any:
+            await conn.execute(
+                "INSERT INTO check_state(check_name, key, value) VALUES (%s, %s, 'null')"
+                " ON CONFLICT (check_name, key) DO NOTHING",
+                (check, key),
+            )
+            rows = await _fetch(
+                conn,
+                "SELECT value FROM check_state WHERE check_name=%s AND key=%s FOR UPDATE",
+                (check, key),
+            )
+            value = change(json.loads(rows[0][0]))
+            await conn.execute(
+                "UPDATE check_state SET value=%s WHERE check_name=%s AND key=%s",
+                (json.dumps(value), check, key),
+            )
+            return value
+
+        return await self._run(step)
 
     # -- engine state ------------------------------------------------------------------
     async def load_state(self) -> EngineState:

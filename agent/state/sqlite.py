@@ -320,6 +320,27 @@ class Store:
             )
         )
 
+    def update_state_sync(self, check: str, key: str, change: Callable[[Any], Any]) -> Any:
+        def step(db: sqlite3.Connection) -> Any:
+            row = db.execute(
+                "SELECT value FROM check_state WHERE check_name=? AND key=?", (check, key)
+            ).fetchone()
+            value = change(json.loads(row[0]) if row else None)
+            db.execute(
+                "INSERT INTO check_state(check_name, key, value) VALUES (?, ?, ?)"
+                " ON CONFLICT(check_name, key) DO UPDATE SET value=excluded.value",
+                (check, key, json.dumps(value)),
+            )
+            return value
+
+        return self.call_sync(step)
+
+    async def update_state(self, check: str, key: str, change: Callable[[Any], Any]) -> Any:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(
+            self._executor, self.update_state_sync, check, key, change
+        )
+
     async def get_state(self, check: str, key: str) -> Any:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._executor, self.get_state_sync, check, key)

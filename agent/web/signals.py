@@ -88,10 +88,7 @@ class SignalsApi:
         now = self.host.ctx.clock()
         try:
             async with self._locks[name]:
-                state = await push.load(self.host.ctx, name)
-                await push.save(
-                    self.host.ctx, name, push.apply_ping(state, kind, now, message, exit_status)
-                )
+                await push.record_ping(self.host.ctx, name, kind, now, message, exit_status)
         except Exception as exc:
             if not is_store_error(exc):
                 raise
@@ -164,9 +161,14 @@ class SignalsApi:
 
     async def _ingest(self, entries: dict[str, dict[str, Any]], now: float) -> int:
         store = self.host.ctx.store
-        async with self._locks[alert.ALERTS_CHECK]:
-            table = await store.get_state(alert.ALERTS_CHECK, alert.ALERTS_KEY)
-            table = table if isinstance(table, dict) else {}
+        changed = 0
+
+        def apply(value: Any) -> dict[str, Any]:
+            nonlocal changed
+            table = value if isinstance(value, dict) else {}
             changed = alert.ingest(table, entries, now)
-            await store.set_state(alert.ALERTS_CHECK, alert.ALERTS_KEY, table)
+            return table
+
+        async with self._locks[alert.ALERTS_CHECK]:
+            await store.update_state(alert.ALERTS_CHECK, alert.ALERTS_KEY, apply)
         return changed

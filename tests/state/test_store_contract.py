@@ -252,3 +252,18 @@ async def test_two_agents_racing_for_the_engine_lease_one_wins_and_fencing(
         await waiting.persist(Outcome(checks={}), state)
         await waiting.release_lease()  # a clean stop: the next round races afresh
         holder.fence = waiting.fence = None
+
+
+async def test_update_state_is_one_step_even_from_two_agents(stores: Stores) -> None:
+    # Pushes and Alertmanager webhooks read, change and write one value; an HA pair
+    # posting to two agents at once lost one of the two updates with get + set.
+    others = [stores.results] if stores.peer is None else [stores.results, await stores.peer()]
+
+    def add(value: object) -> list[int]:
+        seen = list(value) if isinstance(value, list) else []
+        return [*seen, len(seen)]
+
+    await asyncio.gather(
+        *(others[i % len(others)].update_state("alerts", "table", add) for i in range(40))
+    )
+    assert await stores.results.get_state("alerts", "table") == list(range(40))
