@@ -1,10 +1,13 @@
 """History: records every check status change from the result book and prunes
-everything (changes, incidents, the audit trail) older than `agent.history`."""
+everything (changes, incidents, the audit trail) older than `agent.history`.
+
+Alone, the history is the agent's SQLite under state_dir; in a fleet (agent.store)
+it is the shared store's, where each agent records the checks it runs and the
+engine holder alone prunes (agent/state/pg_history.py)."""
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Callable
@@ -12,31 +15,49 @@ from typing import TYPE_CHECKING
 
 from agent.config import Config
 from agent.results import CheckState
-from agent.state.sqlite_history import HistoryStore
+from agent.state.sqlite_history import HistoryStore as SqliteHistory
 
 if TYPE_CHECKING:
     from prometheus_client.registry import Collector
 
     from agent.host import Host
+    from agent.state.interface import HistoryStore
 
 log = logging.getLogger("vaktpost.history")
 PRUNE_EVERY = 3600.0
+# In a fleet only the engine holder prunes, and it takes the lease after its start:
+# an agent that was not holding looks again this soon.
+PRUNE_RETRY = 60.0
 
 
 class HistoryComponent:
     def __init__(self, host: Host, clock: Callable[[], float] = time.time) -> None:
         self.host = host
         self.clock = clock
-        self.store = HistoryStore(host.store)
+        self.shared = getattr(host, "shared_store", None) is not None
+        self.store: HistoryStore = self._build_store(host)
         self._last: dict[str, str] = {}
         self._queue: list[tuple[str, float, str, str]] = []
         self._restores: list[tuple[str, float, bool, float | None]] = []
         self._restore_seen: dict[str, float] = {}
         self._tasks: list[asyncio.Task[None]] = []
+        self._pruned = False
+
+    @staticmethod
+    def _build_store(host: Host) -> HistoryStore:
+        shared = getattr(host, "shared_store", None)
+        if shared is None:
+            return SqliteHistory(host.store)
+        from agent.state.pg_history import PostgresHistory  # psycopg: only in a fleet
+
+        return PostgresHistory(shared)
 
     async def start(self) -> None:
-        self._last = await self.store.last_statuses()
-        await self.prune()
+        try:
+            self._last = await self.store.last_statuses()
+        except Exception as exc:  # a shared store gone at this moment: flush compares again
+            log.error("could not read the last statuses", extra={"error": str(exc)})
+        self._pruned = await self.prune()
         self.host.book.listeners.append(self._on_result)
         self._tasks = [
             asyncio.create_task(self._flush_forever()),
@@ -83,17 +104,37 @@ class HistoryComponent:
             log.error("could not record restore tests", extra={"error": str(exc)})
         rows, self._queue = self._queue, []
         try:
+            if self.shared and rows:
+                rows = await self._new_changes(rows)
             await self.store.record_changes(rows)
         except Exception as exc:  # store full or gone: keep them for the next flush
             self._queue = rows + self._queue
             log.error("could not record status changes", extra={"error": str(exc)})
 
-    async def prune(self) -> None:
+    async def _new_changes(
+        self, rows: list[tuple[str, float, str, str]]
+    ) -> list[tuple[str, float, str, str]]:
+        """The rows that change what the shared store last holds: a check that moved
+        here from another agent was recorded there since this agent last looked."""
+        last = await self.store.last_statuses({r[0] for r in rows})
+        out = []
+        for row in rows:
+            if last.get(row[0]) != row[2]:
+                last[row[0]] = row[2]
+                out.append(row)
+        return out
+
+    async def prune(self) -> bool:
+        """Prune past agent.history; False when nothing was pruned because another
+        agent holds the engine (or the store failed): try again soon."""
         keep = self.host.config.agent.history
-        with contextlib.suppress(Exception):
+        try:
             counts = await self.store.prune(self.clock() - keep)
-            if any(counts.values()):
-                log.info("history pruned", extra=counts)
+        except Exception:  # the store's health is reported elsewhere
+            return False
+        if any(counts.values()):
+            log.info("history pruned", extra=counts)
+        return bool(counts)
 
     async def audit(self, actor: str, action: str, target: str, detail: str = "") -> None:
         try:
@@ -109,5 +150,5 @@ class HistoryComponent:
 
     async def _prune_forever(self) -> None:
         while True:
-            await asyncio.sleep(PRUNE_EVERY)
-            await self.prune()
+            await asyncio.sleep(PRUNE_EVERY if self._pruned else PRUNE_RETRY)
+            self._pruned = await self.prune()

@@ -15,7 +15,7 @@ from zoneinfo import ZoneInfo
 
 from agent import downtime
 from agent.config import Config
-from agent.state.sqlite_history import IncidentSpan
+from agent.state.interface import IncidentSpan
 
 REPORT_VERSION = 1
 _MONTH = re.compile(r"(\d{4})-(0[1-9]|1[0-2])")

@@ -1,4 +1,5 @@
-"""`vaktpost report`: the monthly continuity report from the daemon's state store."""
+"""`vaktpost report`: the monthly continuity report from the daemon's state store
+(the fleet's PostgreSQL when agent.store is set, else SQLite under state_dir)."""
 
 from __future__ import annotations
 
@@ -12,39 +13,96 @@ from agent.cli.errors import EXIT_CANNOT_RUN, EXIT_USAGE, Subparsers
 
 if TYPE_CHECKING:
     from agent.config import Config
+    from agent.state.interface import IncidentSpan
+
+    Evidence = tuple[
+        list[IncidentSpan], list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]]
+    ]
 
 
 def collect(config: Config, month: str, department: str | None, now: float) -> dict[str, Any]:
+    """The month's report from the store agent.store names: the fleet's PostgreSQL,
+    else the agent's SQLite under state_dir."""
     from agent import report
-    from agent.state.sqlite import Store
-    from agent.state.sqlite_history import check_changes_sync, restore_tests_sync, spans_sync
-    from alerting.drills import DRILL_STATE_KEY, DrillState, check_name
 
     first = report.parse_month(month)
     start, end = report.month_bounds(first, config.agent.timezone)
+    if config.agent.store is None:
+        spans, changes, restores, drills = _read_sqlite(config, start, end)
+    else:
+        import asyncio
+
+        spans, changes, restores, drills = asyncio.run(_read_shared(config, start, end))
+    drills.sort(key=lambda d: str(d["sent_at"]))
+    return report.build_report(config, first, spans, changes, now, department, drills, restores)
+
+
+def _read_sqlite(config: Config, start: float, end: float) -> Evidence:
+    from agent.state.sqlite import Store
+    from agent.state.sqlite_history import check_changes_sync, restore_tests_sync, spans_sync
+    from alerting.drills import DRILL_STATE_KEY, check_name
+
     store = Store(config.agent.state_dir)
     store.open_sync()
     try:
         spans = store.call_sync(lambda db: spans_sync(db, start, end))
         changes = store.call_sync(lambda db: check_changes_sync(db, None, start, end))
         restores = store.call_sync(lambda db: restore_tests_sync(db, start, end))
-        drills = [
-            run.document()
+        states = {
+            drill.name: store.get_state_sync(check_name(drill.name), DRILL_STATE_KEY)
             for drill in config.drills
-            for run in DrillState.from_json(
-                store.get_state_sync(check_name(drill.name), DRILL_STATE_KEY)
-            ).runs
-            if start <= run.sent_at < end
-        ]
+        }
     finally:
         store.close_sync()
-    drills.sort(key=lambda d: str(d["sent_at"]))
-    return report.build_report(config, first, spans, changes, now, department, drills, restores)
+    return spans, changes, restores, _drill_runs(states, start, end)
+
+
+async def _read_shared(config: Config, start: float, end: float) -> Evidence:
+    import psycopg
+
+    from agent.state.fleet import build_store
+    from agent.state.pg_history import PostgresHistory
+    from agent.state.postgres import PostgresStore
+    from agent.state.postgres_errors import PostgresStoreError
+    from alerting.drills import DRILL_STATE_KEY, check_name
+
+    store = build_store(config.agent)  # the password as the daemon reads it
+    assert isinstance(store, PostgresStore)
+    await store.open()
+    try:
+        history = PostgresHistory(store)
+        spans = await history.spans(start, end)
+        changes = await history.check_changes(None, start, end)
+        restores = await history.restore_tests(start, end)
+        states = {
+            drill.name: await store.get_state(check_name(drill.name), DRILL_STATE_KEY)
+            for drill in config.drills
+        }
+    except psycopg.Error as exc:  # in one line: the store went away mid-read
+        text = str(exc).strip().splitlines()
+        raise PostgresStoreError(
+            f"state store {store.where}: {text[0] if text else type(exc).__name__}"
+        ) from None
+    finally:
+        await store.close()
+    return spans, changes, restores, _drill_runs(states, start, end)
+
+
+def _drill_runs(states: dict[str, Any], start: float, end: float) -> list[dict[str, Any]]:
+    from alerting.drills import DrillState
+
+    return [
+        run.document()
+        for state in states.values()
+        for run in DrillState.from_json(state).runs
+        if start <= run.sent_at < end
+    ]
 
 
 def cmd_report(args: argparse.Namespace) -> int:
     from agent import report_render
     from agent.configload import ConfigError, read_config
+    from agent.state.postgres_errors import PostgresStoreError
     from agent.state.sqlite import StoreError
 
     try:
@@ -60,7 +118,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(exc, file=sys.stderr)
         return EXIT_USAGE
-    except (StoreError, OSError) as exc:
+    except (StoreError, PostgresStoreError, OSError) as exc:
         print(f"cannot read the state store: {exc}", file=sys.stderr)
         return EXIT_CANNOT_RUN
     if args.format == "json":

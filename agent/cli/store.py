@@ -100,9 +100,12 @@ async def _migrate(config: Config, target: str, args: argparse.Namespace) -> str
             f"{state.count('silences')} silences",
             f"{state.count('check_results')} check results",
             f"{state.count('check_state')} check states",
+            f"{state.count('check_history')} status changes",
+            f"{state.count('audit_log')} audit entries",
+            f"{state.count('restore_tests')} restore tests",
         ]
     )
     return (
-        f"moved {moved} from {state.path} to {redacted(target)}; the history stays in"
-        f" {state.path}. Set agent.store to the target and start the agent."
+        f"moved {moved} from {state.path} to {redacted(target)}."
+        " Set agent.store to the target and start the agent."
     )

@@ -5,11 +5,9 @@ drill and report clocks), the engine's check tracks, every incident with its
 timeline and clocks, silences, the outbox (delivered rows too, so a step already
 sent is not sent again) and the engine's counters. Ids are kept: incident ids and
 outbox dedup keys are what ladders, ack links and receivers know them by, and the
-PostgreSQL sequences are moved past them.
-
-What stays: the history (status changes, the audit trail, restore tests). An agent
-on PostgreSQL keeps its history in SQLite under its own state_dir, so it is read
-there as before.
+PostgreSQL sequences are moved past them. The history moves too (status changes,
+the audit trail, restore tests): in a fleet it is the shared store's
+(agent/state/pg_history.py), read by every agent and by `vaktpost report`.
 
 Both sides are guarded: the SQLite file is opened in exclusive locking mode, which
 fails while a running agent holds it open (and keeps one from starting until the
@@ -49,9 +47,12 @@ TABLES: dict[str, tuple[str, ...]] = {
         "attempts", "next_attempt_at", "last_error", "done_at",
     ),
     "alert_meta": ("key", "value"),
+    "check_history": ("id", "check_name", "at", "status", "message"),
+    "audit_log": ("id", "at", "actor", "action", "target", "detail"),
+    "restore_tests": ("id", "check_name", "at", "ok", "seconds"),
 }  # fmt: skip
 # Columns filled by BIGSERIAL in PostgreSQL: moved past the copied ids.
-SERIALS = ("incident_events", "outbox")
+SERIALS = ("incident_events", "outbox", "check_history", "audit_log", "restore_tests")
 # alert_meta keys that describe one SQLite file, not the state in it.
 LOCAL_META = ("store_probe", "store_recovered_at", "store_recovered_from")
 

@@ -1,33 +1,28 @@
-"""History in the SQLite store: check status changes, the audit trail, incident
-timelines with their deliveries, and pruning past `agent.history`.
+"""History in the SQLite store (the HistoryStore of agent/state/interface.py):
+check status changes, the audit trail, restore tests, incident timelines with
+their deliveries, and pruning past `agent.history`.
 
 Incidents and their events are written by the alerting store
 (agent/state/sqlite_alerting.py); this module reads them back for the timeline,
 the daily availability and the monthly report, and prunes them with the rest.
+A fleet keeps the same history in PostgreSQL (agent/state/pg_history.py).
 """
 
 from __future__ import annotations
 
 import json
 import sqlite3
-from dataclasses import dataclass
+from collections.abc import Collection
 from typing import Any
 
-from agent.state.interface import DELIVERY_COLUMNS, delivery_event, in_time_order
+from agent.state.interface import (
+    DELIVERY_COLUMNS,
+    IncidentSpan,
+    ack_entry,
+    delivery_event,
+    in_time_order,
+)
 from agent.state.sqlite import Store
-
-
-@dataclass(frozen=True, slots=True)
-class IncidentSpan:
-    """One incident as history needs it: who, when, how bad, and its first ack."""
-
-    id: int
-    department: str | None
-    system: str
-    started_at: float
-    resolved_at: float | None
-    data: dict[str, Any]
-    first_ack_at: float | None
 
 
 class HistoryStore:
@@ -71,7 +66,7 @@ class HistoryStore:
         return await self.store.call(lambda db: prune_sync(db, before))
 
     # -- reads ------------------------------------------------------------------------
-    async def last_statuses(self) -> dict[str, str]:
+    async def last_statuses(self, checks: Collection[str] | None = None) -> dict[str, str]:
         """The last recorded status of each check (so a restart records no false change)."""
         rows = await self.store.call(
             lambda db: db.execute(
@@ -79,7 +74,7 @@ class HistoryStore:
                 " (SELECT MAX(id) FROM check_history GROUP BY check_name)"
             ).fetchall()
         )
-        return {r[0]: r[1] for r in rows}
+        return {r[0]: r[1] for r in rows if checks is None or r[0] in checks}
 
     async def check_changes(
         self, check: str | None, since: float, until: float
@@ -103,13 +98,16 @@ class HistoryStore:
     async def acks(self, since: float) -> list[dict[str, Any]]:
         return await self.store.call(lambda db: acks_sync(db, since))
 
+    async def restore_tests(self, since: float, until: float) -> list[dict[str, Any]]:
+        return await self.store.call(lambda db: restore_tests_sync(db, since, until))
+
 
 def check_changes_sync(
     db: sqlite3.Connection, check: str | None, since: float, until: float
 ) -> list[dict[str, Any]]:
     """Changes in [since, until), plus the last one before `since` (the state at start)."""
     names = [check] if check else [r[0] for r in db.execute(
-        "SELECT DISTINCT check_name FROM check_history")]  # fmt: skip
+        "SELECT DISTINCT check_name FROM check_history ORDER BY check_name")]  # fmt: skip
     out: list[dict[str, Any]] = []
     for name in names:
         before = db.execute(
@@ -191,26 +189,15 @@ def prune_sync(db: sqlite3.Connection, before: float) -> dict[str, int]:
 
 
 def acks_sync(db: sqlite3.Connection, since: float) -> list[dict[str, Any]]:
-    """Acknowledgements as audit entries: the engine records 'who[ via how]: comment'."""
-    out = []
-    for incident_id, at, message in db.execute(
-        "SELECT incident_id, at, message FROM incident_events"
-        " WHERE kind='acknowledged' AND at >= ? ORDER BY id",
-        (since,),
-    ):
-        who, _, comment = message.partition(": ")
-        actor, _, via = who.partition(" via ")
-        out.append(
-            {
-                "at": at,
-                "actor": actor,
-                "action": "ack",
-                "target": f"incident {incident_id}",
-                "detail": comment,
-                "via": via or None,
-            }
+    """Acknowledgements as audit entries."""
+    return [
+        ack_entry(incident_id, at, message)
+        for incident_id, at, message in db.execute(
+            "SELECT incident_id, at, message FROM incident_events"
+            " WHERE kind='acknowledged' AND at >= ? ORDER BY id",
+            (since,),
         )
-    return out
+    ]
 
 
 def restore_tests_sync(db: sqlite3.Connection, since: float, until: float) -> list[dict[str, Any]]:

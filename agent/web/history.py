@@ -11,7 +11,7 @@ from zoneinfo import ZoneInfo
 from aiohttp import web
 
 from agent import downtime
-from agent.state.sqlite_history import IncidentSpan
+from agent.state.interface import IncidentSpan
 from agent.web.alerting import parse_id
 from agent.web.auth import require_reader
 from alerting.model import Incident

@@ -13,6 +13,7 @@ import pytest
 from agent.state.fleet import LocalFleet
 from agent.state.sqlite import Store
 from agent.state.sqlite_alerting import IncidentStore
+from agent.state.sqlite_history import HistoryStore
 from tests.state.pg_fixtures import PgServer, pg_server
 
 __all__ = ["Stores", "pg_server"]
@@ -30,13 +31,16 @@ class Stores:
     # store, where one agent is the whole fleet.
     peer: Callable[[], Any] | None = None
     closers: list[Any] = field(default_factory=list)
+    history: Any = None  # agent/state/interface.py HistoryStore, on the same data
 
 
 async def _sqlite(request: pytest.FixtureRequest, tmp_path: Path) -> Stores:
     store = Store(tmp_path / "state")
     await store.open()
     alerting = IncidentStore(store)
-    stores = Stores(store, alerting, lambda: None, LocalFleet(alerting))
+    stores = Stores(
+        store, alerting, lambda: None, LocalFleet(alerting), history=HistoryStore(store)
+    )
 
     async def reopen() -> None:
         await stores.results.close()
@@ -44,12 +48,14 @@ async def _sqlite(request: pytest.FixtureRequest, tmp_path: Path) -> Stores:
         await fresh.open()
         stores.results, stores.alerting = fresh, IncidentStore(fresh)
         stores.fleet = LocalFleet(stores.alerting)
+        stores.history = HistoryStore(fresh)
 
     stores.reopen = reopen
     return stores
 
 
 async def _postgresql(request: pytest.FixtureRequest, tmp_path: Path) -> Stores:
+    from agent.state.pg_history import PostgresHistory
     from agent.state.postgres import PostgresStore
 
     server: PgServer = request.getfixturevalue("pg_server")
@@ -61,12 +67,13 @@ async def _postgresql(request: pytest.FixtureRequest, tmp_path: Path) -> Stores:
         return store
 
     first = await opened("srv-a")
-    stores = Stores(first, first, lambda: None, first)
+    stores = Stores(first, first, lambda: None, first, history=PostgresHistory(first))
 
     async def reopen() -> None:
         await stores.results.close()
         fresh = await opened("srv-a")
         stores.results = stores.alerting = stores.fleet = fresh
+        stores.history = PostgresHistory(fresh)
 
     async def peer() -> PostgresStore:
         other = await opened(f"srv-peer{len(stores.closers) + 1}")
