@@ -67,9 +67,16 @@ def test_daemon_on_the_default_config_leaves_unused_dependencies_unloaded(
     tmp_path: Path,
 ) -> None:
     default = (ROOT / "agent" / "default.yaml").read_text(encoding="utf-8")
-    assert "127.0.0.1:9730" in default
+    uplink = '"tcp://9.9.9.9:53", "tcp://1.1.1.1:53", "tcp://8.8.8.8:53"'
+    assert "127.0.0.1:9730" in default and uplink in default
+    # The same check types on loopback only: its uplink asks public resolvers.
+    ports: set[int] = set()
+    while len(ports) < 3:  # three distinct targets: a target listed twice is refused
+        ports.add(free_port())
+    closed = ", ".join(f'"tcp://127.0.0.1:{port}"' for port in sorted(ports))
+    text = default.replace("127.0.0.1:9730", f"127.0.0.1:{free_port()}")
     config = tmp_path / "default.yaml"
-    config.write_text(default.replace("127.0.0.1:9730", f"127.0.0.1:{free_port()}"))
+    config.write_text(text.replace(uplink, closed))
     env = {**os.environ, "XDG_STATE_HOME": str(tmp_path / "state")}
     loaded = _modules(_DAEMON, str(config), env=env)
     assert {"aiohttp", "pydantic", "sqlite3"} <= loaded  # it did start the agent
