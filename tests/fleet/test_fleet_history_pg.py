@@ -36,6 +36,8 @@ from agent.state.pg_history import PostgresHistory
 from agent.state.postgres import PostgresStore
 from agent.state.sqlite import Store
 from alerting.model import EngineState, Incident, Outcome
+from checks.base import CheckResult
+from core.status import Status
 from tests.helpers import ROOT, AgentProcess, free_port, vaktpost_cmd, wait_until
 from tests.state.pg_fixtures import PgServer
 
@@ -325,3 +327,49 @@ def test_store_migrate_moves_the_history_ids_and_all(
     assert main(["store", "migrate", "-c", str(cfg), "--to", dsn]) == 3
     err = capsys.readouterr().err
     assert "already holds state (3 check_history, 2 audit_log, 2 restore_tests)" in err, err
+
+
+def test_report_on_a_fleet_store_it_cannot_open_is_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    cfg = tmp_path / "a.yaml"
+    cfg.write_text(
+        "agent: {name: srv-a, store: 'postgresql://vaktpost@127.0.0.1:1/x',"
+        f" store_password_file: {tmp_path / 'missing.pass'}}}\n"
+    )
+    assert main(["report", "-c", str(cfg), "--month", "2026-11", "--format", "json"]) == 3
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert err.count("\n") == 1 and "Traceback" not in err, err
+    assert err.startswith("cannot read the state store: cannot read store_password_file"), err
+
+
+async def test_a_check_that_moved_here_records_no_repeated_change(
+    tmp_path: Path, pg_server: PgServer
+) -> None:
+    dsn = pg_server.new_database()
+    cfg = tmp_path / "cfg.yaml"
+    cfg.write_text(
+        f'agent: {{name: srv-b, store: "{dsn}"}}\n'
+        "checks: [{name: web, type: tcp, host: 127.0.0.1, port: 1}]\n"
+    )
+    config = read_config(str(cfg))
+    stores = [PostgresStore(dsn, agent=n) for n in ("srv-a", "srv-b")]
+    for store in stores:
+        await store.open()
+    try:
+        book = ResultBook()
+        book.configure(config.checks)
+        here = HistoryComponent(
+            SimpleNamespace(config=config, book=book, store=None, shared_store=stores[1])
+        )
+        await here.start()
+        # After srv-b started, srv-a (which ran `web` then) saw it fail; then it moved here.
+        await PostgresHistory(stores[0]).record_changes([("web", 100.0, "critical", "refused")])
+        book.record("web", CheckResult(Status.CRITICAL, "refused", {}, 0.1, 200.0))
+        book.record("web", CheckResult(Status.OK, "up", {}, 0.1, 300.0))
+        await here.stop()  # flushes
+        changes = await here.store.check_changes("web", 0.0, 1000.0)
+        assert [(c["at"], c["status"]) for c in changes] == [(100.0, "critical"), (300.0, "ok")]
+    finally:
+        await asyncio.gather(*(s.close() for s in stores))
