@@ -21,13 +21,16 @@ if TYPE_CHECKING:
     from prometheus_client.registry import Collector
 
     from agent.host import Host
-    from agent.state.interface import HistoryStore
+    from agent.state.interface import HistoryStore, IncidentSpan
 
 log = logging.getLogger("vaktpost.history")
 PRUNE_EVERY = 3600.0
 # In a fleet only the engine holder prunes, and it takes the lease after its start:
 # an agent that was not holding looks again this soon.
 PRUNE_RETRY = 60.0
+# The status page's windows (90 days of bars, 30 of incidents), with a margin: how far
+# back the incidents it last read are kept for a fleet's store outage.
+MEMORY_DAYS = 100.0
 
 
 class HistoryComponent:
@@ -42,6 +45,8 @@ class HistoryComponent:
         self._restore_seen: dict[str, float] = {}
         self._tasks: list[asyncio.Task[None]] = []
         self._pruned = False
+        self._failing: set[str] = set()
+        self._memory: dict[int, IncidentSpan] = {}  # incidents the status page last read
 
     @staticmethod
     def _build_store(host: Host) -> HistoryStore:
@@ -99,17 +104,64 @@ class HistoryComponent:
         restores, self._restores = self._restores, []
         try:
             await self.store.record_restore_tests(restores)
+            self._failing.discard("restore tests")
         except Exception as exc:  # kept for the next flush
             self._restores = restores + self._restores
-            log.error("could not record restore tests", extra={"error": str(exc)})
+            self._failed("restore tests", exc)
         rows, self._queue = self._queue, []
         try:
             if self.shared and rows:
                 rows = await self._new_changes(rows)
             await self.store.record_changes(rows)
+            self._failing.discard("status changes")
         except Exception as exc:  # store full or gone: keep them for the next flush
             self._queue = rows + self._queue
-            log.error("could not record status changes", extra={"error": str(exc)})
+            self._failed("status changes", exc)
+
+    def _failed(self, what: str, exc: Exception) -> None:
+        # Once until it works again: a shared store's outage would say it every second.
+        if what not in self._failing:
+            self._failing.add(what)
+            log.error(f"could not record {what}", extra={"error": str(exc)})
+
+    async def spans(
+        self, since: float, until: float, from_memory: bool = False
+    ) -> list[IncidentSpan]:
+        """Incidents overlapping [since, until). `from_memory`: for the status page,
+        which must answer while a fleet's store is down: then from its last reads."""
+        shared = getattr(self.host, "shared_store", None)
+        if not from_memory or shared is None:
+            return await self.store.spans(since, until)
+        if shared.writable:  # known down: no wait for the pool's timeout
+            try:
+                found = await self.store.spans(since, until)
+            except Exception as exc:
+                if not self.is_store_failure(exc):
+                    raise
+            else:
+                self._remember(found, since, until)
+                return found
+        return [s for s in self._memory.values() if _overlaps(s, since, until)]
+
+    def _remember(self, found: list[IncidentSpan], since: float, until: float) -> None:
+        # The read is the truth for its window (a pruned incident goes); older ones stay
+        # for the other windows, up to MEMORY_DAYS.
+        keep = self.clock() - MEMORY_DAYS * 86400.0
+        self._memory = {
+            i: s
+            for i, s in self._memory.items()
+            if not _overlaps(s, since, until) and _overlaps(s, keep, float("inf"))
+        }
+        self._memory.update((s.id, s) for s in found)
+
+    def is_store_failure(self, exc: BaseException) -> bool:
+        """The fleet's store is down or failing (not a bug): readers answer 503."""
+        if getattr(self.host, "shared_store", None) is None:
+            return False
+        from agent.state.postgres import is_store_failure
+        from agent.state.postgres_errors import PostgresStoreError
+
+        return isinstance(exc, PostgresStoreError) or is_store_failure(exc)
 
     async def _new_changes(
         self, rows: list[tuple[str, float, str, str]]
@@ -152,3 +204,7 @@ class HistoryComponent:
         while True:
             await asyncio.sleep(PRUNE_EVERY if self._pruned else PRUNE_RETRY)
             self._pruned = await self.prune()
+
+
+def _overlaps(span: IncidentSpan, since: float, until: float) -> bool:
+    return span.started_at < until and (span.resolved_at is None or span.resolved_at >= since)

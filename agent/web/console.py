@@ -232,7 +232,7 @@ class ConsolePages:
                 {"id": dept["id"], "name": dept["name"], "state": dept.get("state", "normal"),
                  "systems": systems, "incidents": dept.get("incidents", [])}
             )  # fmt: skip
-        spans = await self.history.store.spans(now - RECENT_DAYS * 86400.0, now)
+        spans = await self.history.spans(now - RECENT_DAYS * 86400.0, now, from_memory=True)
         recent = [
             {"id": s.id, "what": f"{s.department}/{s.system}" if s.department else s.system,
              "started": s.started_at,

@@ -3,7 +3,9 @@ availability, and the audit trail (DESIGN.md, History)."""
 
 from __future__ import annotations
 
+import contextlib
 import time
+from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
@@ -61,9 +63,15 @@ def parse_days(raw: str | None, default: int) -> int:
 
 
 async def availability(
-    host: WebHost, history: HistoryComponent, department: str | None, system: str, days: int
+    host: WebHost,
+    history: HistoryComponent,
+    department: str | None,
+    system: str,
+    days: int,
+    from_memory: bool = True,
 ) -> dict[str, Any]:
-    """The daily availability of one system over the last `days` local days."""
+    """The daily availability of one system over the last `days` local days; by
+    default (the status page) from the incidents last read while a fleet's store is down."""
     config = host.config
     now = time.time()
     zone = config.agent.timezone
@@ -72,7 +80,7 @@ async def availability(
     since, until = calendar[0][1], calendar[-1][2]
     spans = [
         s
-        for s in await history.store.spans(since, until)
+        for s in await history.spans(since, until, from_memory)
         if s.department == department and s.system == system
     ]
     unit = find_system(config, department, system)
@@ -122,13 +130,28 @@ class HistoryApi:
         if dept is not None and find_system(self.host.config, dept, system) is None:
             raise web.HTTPNotFound(reason=f"no system {raw!r} in the config")
         days = parse_days(request.query.get("days"), 90)
-        return web.json_response(await availability(self.host, self.history, dept, system, days))
+        async with self._store_failures():
+            doc = await availability(self.host, self.history, dept, system, days, False)
+        return web.json_response(doc)
 
     async def audit(self, request: web.Request) -> web.Response:
         await require_reader(request, self.host.config.agent.web)
         days = parse_days(request.query.get("days"), 30)
-        entries = await audit_trail(self.host, self.history, time.time() - days * 86400.0)
+        async with self._store_failures():
+            entries = await audit_trail(self.host, self.history, time.time() - days * 86400.0)
         return web.json_response({"audit": entries})
+
+    @contextlib.asynccontextmanager
+    async def _store_failures(self) -> AsyncIterator[None]:
+        """A fleet's store down: 503 in one line, not a 500 with a traceback."""
+        try:
+            yield
+        except Exception as exc:
+            if not self.history.is_store_failure(exc):
+                raise
+            raise web.HTTPServiceUnavailable(
+                reason="the state store cannot be read; try again"
+            ) from None
 
 
 async def incident_document(

@@ -373,3 +373,37 @@ async def test_a_check_that_moved_here_records_no_repeated_change(
         assert [(c["at"], c["status"]) for c in changes] == [(100.0, "critical"), (300.0, "ok")]
     finally:
         await asyncio.gather(*(s.close() for s in stores))
+
+
+async def test_the_status_page_reads_incidents_from_memory_while_the_store_is_down(
+    tmp_path: Path, pg_server: PgServer
+) -> None:
+    dsn = pg_server.new_database()
+    cfg = tmp_path / "cfg.yaml"
+    cfg.write_text(f'agent: {{name: srv-a, store: "{dsn}"}}\n')
+    store = PostgresStore(dsn, agent="srv-a")
+    await store.open()
+    try:
+        now = time.time()
+        await store.persist(
+            Outcome(incidents={1: _old_incident(1, now - 60)}), EngineState(next_incident_id=2)
+        )
+        history = HistoryComponent(
+            SimpleNamespace(
+                config=read_config(str(cfg)), book=ResultBook(), store=None, shared_store=store
+            )
+        )
+        assert [s.id for s in await history.spans(now - 86400, now, from_memory=True)] == [1]
+    finally:
+        await store.close()
+    # The pool is gone: a read fails as in an outage. The page answers from what it read,
+    # the API (not from memory) says the store failed.
+    assert [s.id for s in await history.spans(now - 86400, now, from_memory=True)] == [1]
+    with pytest.raises(Exception) as failed:
+        await history.spans(now - 86400, now)
+    assert history.is_store_failure(failed.value)
+    store.writable = False  # known down: no wait for the pool's timeout
+    started = time.monotonic()
+    assert [s.id for s in await history.spans(now - 3600, now, from_memory=True)] == [1]
+    assert await history.spans(now - 86400, now - 3600, from_memory=True) == []
+    assert time.monotonic() - started < 1.0
