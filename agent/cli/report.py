@@ -68,6 +68,7 @@ async def _read_shared(config: Config, start: float, end: float) -> Evidence:
 
     store = build_store(config.agent)  # the password as the daemon reads it
     assert isinstance(store, PostgresStore)
+    await _same_schema(config, store.where)
     await store.open()
     try:
         history = PostgresHistory(store)
@@ -86,6 +87,40 @@ async def _read_shared(config: Config, start: float, end: float) -> Evidence:
     finally:
         await store.close()
     return spans, changes, restores, _drill_runs(states, start, end)
+
+
+async def _same_schema(config: Config, where: str) -> None:
+    """A report only reads: opening the store must not migrate the fleet's schema
+    (the agents that run on it would then refuse to start)."""
+    import psycopg
+
+    from agent.state.migrate import MigrateError, connect
+    from agent.state.postgres import MIGRATIONS, read_password_file, schema_version
+    from agent.state.postgres_errors import PostgresStoreError
+
+    agent = config.agent
+    assert agent.store is not None
+    password = None
+    if agent.store_password_file is not None:
+        password = read_password_file(agent.store_password_file)
+    try:
+        conn = await connect(agent.store, password)
+    except MigrateError as exc:
+        raise PostgresStoreError(str(exc)) from None
+    try:
+        version = await schema_version(conn)
+    except psycopg.errors.UndefinedTable:
+        version = 0
+    except psycopg.Error as exc:
+        text = str(exc).strip().splitlines()
+        raise PostgresStoreError(f"state store {where}: {text[0] if text else exc}") from None
+    finally:
+        await conn.close()
+    if version != len(MIGRATIONS):
+        raise PostgresStoreError(
+            f"state store {where} has schema version {version}, this vaktpost reads"
+            f" {len(MIGRATIONS)}: run the report with the agents' vaktpost"
+        )
 
 
 def _drill_runs(states: dict[str, Any], start: float, end: float) -> list[dict[str, Any]]:

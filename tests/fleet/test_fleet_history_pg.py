@@ -407,3 +407,16 @@ async def test_the_status_page_reads_incidents_from_memory_while_the_store_is_do
     assert [s.id for s in await history.spans(now - 3600, now, from_memory=True)] == [1]
     assert await history.spans(now - 86400, now - 3600, from_memory=True) == []
     assert time.monotonic() - started < 1.0
+
+
+def test_report_never_migrates_the_fleets_schema(
+    tmp_path: Path, pg_server: PgServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    dsn = pg_server.new_database()  # no agent ever ran on it
+    cfg = tmp_path / "a.yaml"
+    cfg.write_text(f'agent: {{name: srv-a, store: "{dsn}"}}\n')
+    assert main(["report", "-c", str(cfg), "--month", "2026-11", "--format", "json"]) == 3
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "has schema version 0, this vaktpost reads" in err, err
+    tables = pg_server.psql("SELECT count(*) FROM pg_tables WHERE schemaname='public'", _db(dsn))
+    assert tables == "0", "a report only reads"
