@@ -47,8 +47,8 @@ class Agent:
         self.config_path = config_path
         self.book = ResultBook()
         self.metrics = AgentMetrics(self.book)
-        # SQLite under state_dir; with agent.store it keeps only this agent's history,
-        # and everything shared (results, check state, incidents, the outbox) is there.
+        # SQLite under state_dir; with agent.store everything the fleet shares (results,
+        # check state, incidents, the outbox, history) is in that store instead.
         self.store = Store(config.agent.state_dir)
         built = build_store(config.agent)
         self.shared_store = None if isinstance(built, Store) else built

@@ -69,6 +69,15 @@ def duplicate_names(members: list[dict[str, Any]]) -> list[str]:
     return out
 
 
+def _orphan_reason(check: CheckConfig, known: frozenset[str], live: list[str]) -> str:
+    """Why no live agent may run this check."""
+    down = sorted(n for n in known - set(live) if may_run(check.run_on, n))
+    if down:
+        verb = "is" if len(down) == 1 else "are"
+        return f"no live agent may run it: {', '.join(down)} {verb} down"
+    return f"no live agent may run it: no agent matches run_on {list(check.run_on)}"
+
+
 @dataclass
 class FleetView:
     members: list[dict[str, Any]] = field(default_factory=list)
@@ -92,6 +101,9 @@ class FleetComponent:
         self._local: frozenset[str] | None = None  # the checks this agent runs now
         self._tried = False  # whether membership was read (or tried) once
         self._store_failed_at = -1e9  # monotonic time of the last failed refresh
+        self._placement_key: object = None
+        self._placement_of: object = None
+        self._placement_cache: tuple[frozenset[str], dict[str, str]] = (frozenset(), {})
         self._answered_at = time.monotonic()  # of the last refresh the store answered
         self._orphan_recorded: dict[str, float] = {}  # check -> monotonic time recorded
         # Told every refresh: agent name -> (status, message), for the engine holder.
@@ -191,8 +203,27 @@ class FleetComponent:
             return None
         if not self._tried:
             return frozenset()  # before the first look at the members: nothing yet
-        live, me = self.live_names(), self.host.config.agent.name
-        return frozenset(c.name for c in checks if owner(c.name, c.run_on, live) == me)
+        return self._placement(checks)[0]
+
+    def _placement(self, checks: tuple[CheckConfig, ...]) -> tuple[frozenset[str], dict[str, str]]:
+        """(this agent's checks, {check no live agent may run: why}), recomputed only
+        when the live agents, the known agents or the checks change: hashing every
+        check at every renewal was most of an agent's CPU at 3,000 checks each."""
+        live = self.live_names()
+        known = frozenset(m["name"] for m in self.view.members)
+        key = (tuple(live), known, id(checks))
+        if self._placement_key == key and self._placement_of is checks:
+            return self._placement_cache
+        me, mine, orphans = self.host.config.agent.name, set(), {}
+        for check in checks:
+            chosen = owner(check.name, check.run_on, live)
+            if chosen == me:
+                mine.add(check.name)
+            elif chosen is None:
+                orphans[check.name] = _orphan_reason(check, known, live)
+        self._placement_key, self._placement_of = key, checks
+        self._placement_cache = (frozenset(mine), orphans)
+        return self._placement_cache
 
     def _assign(self) -> None:
         local = self.assignment(self.host.config.checks)
@@ -209,19 +240,6 @@ class FleetComponent:
     def local_checks(self) -> frozenset[str] | None:
         return self._local
 
-    def orphan_reason(self, check: CheckConfig) -> str | None:
-        """Why no live agent may run this check (None: one may)."""
-        live = self.live_names()
-        if owner(check.name, check.run_on, live) is not None:
-            return None
-        down = sorted(
-            {m["name"] for m in self.view.members if may_run(check.run_on, m["name"])} - set(live)
-        )
-        if down:
-            verb = "is" if len(down) == 1 else "are"
-            return f"no live agent may run it: {', '.join(down)} {verb} down"
-        return f"no live agent may run it: no agent matches run_on {list(check.run_on)}"
-
     def _mark_orphans(self) -> None:
         """A check no live agent may run is `unknown` with the reason, on every agent's
         view; the engine holder records it at the check's interval, so its incident
@@ -229,19 +247,18 @@ class FleetComponent:
         book = self.host.book
         holding = self.holding()
         now, mono = time.time(), time.monotonic()
-        seen = set()
-        for check in self.host.config.checks:
-            reason = self.orphan_reason(check)
-            if reason is None:
+        orphans = self._placement(self.host.config.checks)[1]
+        for name, reason in orphans.items():
+            state = book.states.get(name)
+            if state is None:
                 continue
-            seen.add(check.name)
             result = CheckResult(Status.UNKNOWN, reason, finished_at=now)
-            last = self._orphan_recorded.get(check.name)
-            if holding and (last is None or mono - last >= check.interval):
-                self._orphan_recorded[check.name] = mono
-                book.record(check.name, result)
-            book.absorb(check.name, result, "")
-        self._orphan_recorded = {k: v for k, v in self._orphan_recorded.items() if k in seen}
+            last = self._orphan_recorded.get(name)
+            if holding and (last is None or mono - last >= state.config.interval):
+                self._orphan_recorded[name] = mono
+                book.record(name, result)
+            book.absorb(name, result, "")
+        self._orphan_recorded = {k: v for k, v in self._orphan_recorded.items() if k in orphans}
 
     def holding(self) -> bool:
         store, holder = self.host.shared_store, self.view.holder

@@ -69,6 +69,12 @@ class IncidentEngine:
         out.merge(self.reconcile(now))
         return out
 
+    def replan(self, config: Config, fleet_agents: tuple[str, ...]) -> None:
+        """A read model's new plan (a fleet agent without the lease): no evaluation,
+        since what the plan changes is the holder's to act on and write."""
+        self.config, self.fleet_agents = config, fleet_agents
+        self.plan = build_plan(config, fleet_agents)
+
     def set_fleet_agents(self, agents: tuple[str, ...], now: float) -> Outcome:
         """The agents a fleet knows changed: each is watched as a pseudo check, and one
         that is gone from the members table (a clean stop) resolves like a removed system."""

@@ -36,6 +36,7 @@ if TYPE_CHECKING:  # psycopg is ~9 MiB of RSS: imported only by an agent on Post
 
 # How often a fleet agent without the engine lease re-reads the holder's state.
 FOLLOW = 2.0
+FOLLOW_TRACKS = 30.0  # and its check tracks
 log = logging.getLogger("vaktpost.alerting")
 TICK = 0.25  # seconds between escalation clock ticks
 STORE_WATCH = 2.0  # seconds between looks at the state store's health
@@ -145,7 +146,9 @@ class AlertingService:
                 self.removed_fallbacks[name] = channel.fallback
         for name in config.channels:
             self.removed_fallbacks.pop(name, None)
-        if self.engine is not None:
+        if self.engine is not None and not self.holding:
+            self.engine.replan(config, self.fleet_agents)
+        elif self.engine is not None:
             self._spawn(self._set_ack_links())
             self.enqueue(self.engine.reconfigure(config, self.clock()))
         self._spawn(self._reconfigure_outbox())
@@ -210,8 +213,13 @@ class AlertingService:
     def observe_agents(self, verdicts: dict[str, tuple[str, str]]) -> None:
         """The fleet's agents as pseudo checks (name -> (status, message)): a lapsed
         agent is an incident on the default ladder, resolved when it renews again."""
-        self.fleet_agents = tuple(sorted(verdicts))
-        if self.engine is None or not self.holding:
+        agents = tuple(sorted(verdicts))
+        changed, self.fleet_agents = agents != self.fleet_agents, agents
+        if self.engine is not None and not self.holding:
+            if changed:  # its read model shows the holder's fleet-agent incidents too
+                self.engine.replan(self.config, agents)
+            return
+        if self.engine is None:
             return
         now = self.clock()
         self.enqueue(self.engine.set_fleet_agents(self.fleet_agents, now))
@@ -459,16 +467,30 @@ class AlertingService:
         """A non-holder's engine is a read model of what the holder committed: its
         incidents, silences and clocks feed this agent's API, console, readiness and
         metrics. It never ticks or observes (holding is False), so it writes nothing."""
+        store = self.fleet_store
+        assert store is not None
+        tracks_read = -FOLLOW_TRACKS
         while True:
             await asyncio.sleep(FOLLOW)
             if self.holding:
                 continue
+            # One row per check: the tracks are read far less often than the incidents.
+            whole = time.monotonic() - tracks_read >= FOLLOW_TRACKS
             try:
-                state = await self.store.load_state()
+                if whole:
+                    state = await store.load_state()
+                else:
+                    incidents, silences = await store.load_open_state()
             except Exception:
                 continue  # the store's health is watched and reported elsewhere
-            if not self.holding:  # no await since the check: the lease did not move here
-                self.engine = IncidentEngine(self.config, state, self.fleet_agents)
+            engine = self.engine
+            if self.holding or engine is None:  # no await since: the lease did not move here
+                continue
+            if whole:
+                tracks_read = time.monotonic()
+                engine.state = state
+            else:
+                engine.state.incidents, engine.state.silences = incidents, silences
 
     async def _poll_results_forever(self) -> None:
         """The holder reads what the other agents ran (they write results to the store

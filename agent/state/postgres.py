@@ -42,6 +42,7 @@ from agent.state.postgres_errors import FencedError, PostgresStoreError
 from alerting.model import CheckTrack, EngineState, Incident, Outcome, Silence
 
 log = logging.getLogger("vaktpost.store")
+OpenState = tuple[dict[int, Incident], dict[int, Silence]]  # open incidents, silences
 # The pool warns at every failed reconnect, several times a second while the database
 # is down; the store says so once itself ("state store cannot write").
 logging.getLogger("psycopg.pool").setLevel(logging.ERROR)
@@ -426,6 +427,20 @@ class PostgresStore:
     # -- engine state ------------------------------------------------------------------
     async def load_state(self) -> EngineState:
         return await self._run(_read_state)  # type: ignore[no-any-return]
+
+    async def load_open_state(self) -> OpenState:
+        """Open incidents and silences: what an agent without the engine lease re-reads
+        every few seconds (the check tracks, one row per check, far less often)."""
+
+        async def read(conn: AsyncConnection[Any]) -> OpenState:
+            rows = await _fetch(conn, "SELECT data FROM incidents WHERE resolved_at IS NULL", ())
+            incidents = {i.id: i for i in (Incident.from_json(json.loads(r[0])) for r in rows)}
+            rows = await _fetch(conn, "SELECT data FROM silences", ())
+            silences = {x.id: x for x in (Silence.from_json(json.loads(r[0])) for r in rows)}
+            return incidents, silences
+
+        result: OpenState = await self._run(read)
+        return result
 
     async def persist(self, out: Outcome, state: EngineState) -> None:
         """One transaction for one engine outcome; refused (FencedError) when this
