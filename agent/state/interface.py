@@ -5,7 +5,7 @@ timeline, silences, the outbox and the history in one store. SQLite
 (agent/state/sqlite.py, agent/state/sqlite_alerting.py, agent/state/sqlite_history.py)
 is the embedded default; a shared store for a fleet implements the same protocols
 (agent/state/postgres.py, agent/state/pg_history.py), and
-tests/state/test_store_contract.py and tests/state/test_history_contract.py run
+tests/agent/state/test_store_contract.py and tests/agent/state/test_history_contract.py run
 one list of scenarios against every implementation.
 
 The rules every implementation keeps:

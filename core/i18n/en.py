@@ -1,5 +1,5 @@
 """Every text vaktpost shows people, in English. The keys are the same as in sv.py;
-tests/test_i18n_tables.py keeps the two tables in step (docs/i18n.md)."""
+tests/core/test_i18n_tables.py keeps the two tables in step (docs/i18n.md)."""
 
 TEXT: dict[str, str] = {
     # Words many pages share.

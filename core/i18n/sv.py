@@ -1,5 +1,5 @@
 """Every text vaktpost shows people, in Swedish (the default `agent.language`). The keys
-are the same as in en.py; tests/test_i18n_tables.py keeps the two tables in step."""
+are the same as in en.py; tests/core/test_i18n_tables.py keeps the two tables in step."""
 
 TEXT: dict[str, str] = {
     # Words many pages share.

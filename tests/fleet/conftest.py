@@ -1,5 +1,5 @@
-"""Fleet tests: real PostgreSQL from tests/state/pg_fixtures.py."""
+"""Fleet tests: real PostgreSQL from tests/agent/state/pg_fixtures.py."""
 
-from tests.state.pg_fixtures import pg_server
+from tests.agent.state.pg_fixtures import pg_server
 
 __all__ = ["pg_server"]

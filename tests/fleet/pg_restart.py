@@ -1,5 +1,5 @@
 """A PostgreSQL of one test's own, to stop and start again: the session's server
-(tests/state/pg_fixtures.py) is shared by every store test, so an outage there
+(tests/agent/state/pg_fixtures.py) is shared by every store test, so an outage there
 would fail tests that did not ask for one."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.state.pg_fixtures import PgServer, start_postgres
+from tests.agent.state.pg_fixtures import PgServer, start_postgres
 
 
 @pytest.fixture

@@ -14,9 +14,9 @@ import time
 from pathlib import Path
 from typing import Any
 
+from tests.agent.state.pg_fixtures import PgServer
 from tests.alerting_fixtures import ThreadedReceiver
 from tests.helpers import AgentProcess, free_port, wait_until
-from tests.state.pg_fixtures import PgServer
 
 LEASE = 4.0
 # Seconds from the incident's start to step 1: after srv-gw's kill (right after step 0),

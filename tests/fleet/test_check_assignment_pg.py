@@ -17,8 +17,8 @@ from typing import Any
 
 import pytest
 
+from tests.agent.state.pg_fixtures import PgServer
 from tests.helpers import AgentProcess, free_port, wait_until
-from tests.state.pg_fixtures import PgServer
 
 LEASE = 3.0
 INTERVAL = 1.0

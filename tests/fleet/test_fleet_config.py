@@ -9,7 +9,8 @@ from pydantic import ValidationError
 
 from agent.config import AgentConfig
 from agent.state.fleet import build_store
-from agent.state.postgres import PostgresStore, PostgresStoreError
+from agent.state.postgres import PostgresStore
+from agent.state.postgres_errors import PostgresStoreError
 from agent.state.sqlite import Store
 
 

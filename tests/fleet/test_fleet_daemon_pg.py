@@ -8,9 +8,9 @@ import json
 import time
 from pathlib import Path
 
+from tests.agent.state.pg_fixtures import PgServer
 from tests.alerting_fixtures import ThreadedReceiver
 from tests.helpers import AgentProcess, free_port, wait_until
-from tests.state.pg_fixtures import PgServer
 
 SPACING = 4.0  # seconds between ladder steps
 

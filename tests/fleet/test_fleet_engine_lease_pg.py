@@ -11,9 +11,9 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from tests.agent.state.pg_fixtures import PgServer
 from tests.alerting_fixtures import ThreadedReceiver
 from tests.helpers import AgentProcess, free_port, wait_until
-from tests.state.pg_fixtures import PgServer
 
 LEASE = 3.0
 SPACING = 8.0  # seconds between ladder steps: longer than a takeover

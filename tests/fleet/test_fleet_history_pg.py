@@ -38,8 +38,8 @@ from agent.state.sqlite import Store
 from alerting.model import EngineState, Incident, Outcome
 from checks.base import CheckResult
 from core.status import Status
+from tests.agent.state.pg_fixtures import PgServer
 from tests.helpers import ROOT, AgentProcess, free_port, vaktpost_cmd, wait_until
-from tests.state.pg_fixtures import PgServer
 
 CONFIG = """
 agent:

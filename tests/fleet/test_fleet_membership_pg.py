@@ -14,8 +14,8 @@ from typing import Any
 
 from agent.config import Config
 from agent.fleet_component import config_hash, duplicate_names
+from tests.agent.state.pg_fixtures import PgServer
 from tests.helpers import AgentProcess, free_port, vaktpost_cmd, wait_until
-from tests.state.pg_fixtures import PgServer
 
 LEASE = 3.0
 

@@ -11,9 +11,9 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+from tests.agent.state.pg_fixtures import PgServer
 from tests.alerting_fixtures import ThreadedReceiver
 from tests.helpers import AgentProcess, free_port, wait_until
-from tests.state.pg_fixtures import PgServer
 
 CONFIG = """
 agent:

@@ -30,8 +30,8 @@ from typing import Any
 import psycopg
 from aiohttp import web
 
+from tests.agent.state.pg_fixtures import PgServer
 from tests.helpers import AgentProcess, free_port, wait_until
-from tests.state.pg_fixtures import PgServer
 
 LEASE = 3.0
 SPACING = 12.0  # seconds between ladder steps

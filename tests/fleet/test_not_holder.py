@@ -18,9 +18,9 @@ from agent.state.postgres import PostgresStore
 from agent.web.app import errors_as_json
 from alerting.forwarding import ForwardError
 from alerting.service import AlertingService
+from tests.agent.state.pg_fixtures import PgServer
 from tests.alerting_fixtures import config_from
 from tests.helpers import async_wait_until
-from tests.state.pg_fixtures import PgServer
 
 CONFIG = """
 agent: {{name: {name}, state_dir: {state}, store: "{dsn}", fleet: {{lease: 3s}}}}

@@ -14,9 +14,9 @@ import pytest
 
 from agent.cli import main
 from agent.state.sqlite import Store
+from tests.agent.state.pg_fixtures import PgServer
 from tests.alerting_fixtures import ThreadedReceiver
 from tests.helpers import ROOT, AgentProcess, free_port, vaktpost_cmd, wait_until
-from tests.state.pg_fixtures import PgServer
 
 S1, S2 = 12.0, 18.0  # the ladder's later steps: after a stop, a migrate and a start
 

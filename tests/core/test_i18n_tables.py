@@ -18,7 +18,7 @@ from alerting.views import DEPARTMENT_STATES
 from checks.registry import CHECK_TYPES
 from core.i18n import LANGUAGES, TABLES, reason, text, upper_first, words
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 PACKAGES = ("core", "checks", "alerting", "agent")
 TABLE_FILES = {ROOT / "core" / "i18n" / f"{lang}.py" for lang in LANGUAGES}
 TEMPLATES = sorted((ROOT / "agent" / "web" / "templates").glob("*.j2"))

@@ -86,7 +86,7 @@ async def test_max_concurrency_is_respected() -> None:
 
 
 def test_the_book_counts_runs_by_status() -> None:
-    # Failures in a row are the engine's to count (tests/test_failure_counter.py).
+    # Failures in a row are the engine's to count (tests/agent/test_failure_counter.py).
     book = ResultBook()
     config = CheckConfig.model_validate({"name": "a", "type": "x", "failures_before_alert": 2})
     book.configure((config,))

@@ -1,5 +1,5 @@
 """The history contract (agent/state/interface.py HistoryStore): the same scenarios
-against SQLite and a real PostgreSQL (tests/state/conftest.py `stores`). In a fleet
+against SQLite and a real PostgreSQL (tests/agent/state/conftest.py `stores`). In a fleet
 the history is the shared store's, so every agent and `vaktpost report` see it."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ import pytest
 from agent.state.interface import OutboxUpdate
 from agent.state.pg_history import PostgresHistory
 from alerting.model import EngineState, Event, Incident, Notification, Outcome
-from tests.state.conftest import Stores
+from tests.agent.state.conftest import Stores
 
 T0 = 1_767_261_600.0
 DAY = 86400.0

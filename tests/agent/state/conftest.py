@@ -14,7 +14,7 @@ from agent.state.fleet import LocalFleet
 from agent.state.sqlite import Store
 from agent.state.sqlite_alerting import IncidentStore
 from agent.state.sqlite_history import HistoryStore
-from tests.state.pg_fixtures import PgServer, pg_server
+from tests.agent.state.pg_fixtures import PgServer, pg_server
 
 __all__ = ["Stores", "pg_server"]
 

@@ -12,8 +12,8 @@ from alerting.acklinks import LinkSigner
 from alerting.channels.apprise import AppriseConfig
 from alerting.channels.registry import build_channel
 from alerting.engine import IncidentEngine
+from tests.alerting.channels.test_channels_apprise_smtp import PASSWORD, mailto, smtp
 from tests.alerting_fixtures import base_config
-from tests.test_channels_apprise_smtp import PASSWORD, mailto, smtp
 
 __all__ = ["smtp"]  # the SMTP sink fixture, shared with the apprise channel's own tests
 T0 = 1_709_535_600.0  # a Monday, 08:00 in Stockholm

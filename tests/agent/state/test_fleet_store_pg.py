@@ -11,11 +11,11 @@ import pytest
 from agent.state.postgres import (
     MIGRATIONS,
     PostgresStore,
-    PostgresStoreError,
     redacted,
     schema_version,
 )
-from tests.state.pg_fixtures import PgServer
+from agent.state.postgres_errors import PostgresStoreError
+from tests.agent.state.pg_fixtures import PgServer
 
 
 async def test_three_agents_starting_together_migrate_once(pg_server: PgServer) -> None:

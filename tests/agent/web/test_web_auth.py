@@ -13,8 +13,8 @@ from pathlib import Path
 import bcrypt
 import pytest
 
+from tests.agent.test_daemon import Daemon
 from tests.helpers import ROOT, VAKTPOST, free_port, wait_until
-from tests.test_daemon import Daemon
 
 
 def basic(user: str, password: str) -> dict[str, str]:

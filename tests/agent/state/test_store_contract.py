@@ -12,8 +12,8 @@ import pytest
 from agent.state.interface import OutboxUpdate
 from agent.state.sqlite_schema import MIGRATIONS
 from alerting.model import CheckTrack, EngineState, Event, Incident, Notification, Outcome, Silence
+from tests.agent.state.conftest import Stores
 from tests.helpers import async_wait_until
-from tests.state.conftest import Stores
 
 T0 = 1_767_261_600.0
 
@@ -230,7 +230,7 @@ async def test_two_agents_racing_for_the_engine_lease_one_wins_and_fencing(
         a, b = await asyncio.gather(stores.fleet.take_lease(1.0), stores.fleet.take_lease(1.0))
         assert a == b == 1
         return
-    from agent.state.postgres import FencedError
+    from agent.state.postgres_errors import FencedError
 
     other = await stores.peer()
     for _ in range(5):

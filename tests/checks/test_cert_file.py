@@ -18,6 +18,7 @@ from pydantic import ValidationError
 
 from checks.base import CheckContext, CheckResult, Status
 from checks.cert_file import CertFileCheck, CertFileConfig
+from tests.helpers import ROOT
 
 NOW = dt.datetime(2026, 3, 2, 12, 0, tzinfo=dt.UTC)
 KEY = ec.generate_private_key(ec.SECP256R1())
@@ -104,7 +105,8 @@ def test_unreadable_file(tmp_path: Path) -> None:
     # Root reads every file: probe as nobody instead (CI runs as root), never skip.
     tmp_path.chmod(0o755)
     script = (
-        "import asyncio, sys; from tests.test_cert_file import run; print(run(sys.argv[1]).message)"
+        "import asyncio, sys; from tests.checks.test_cert_file import run;"
+        " print(run(sys.argv[1]).message)"
     )
     done = subprocess.run(
         [
@@ -120,7 +122,7 @@ def test_unreadable_file(tmp_path: Path) -> None:
         capture_output=True,
         text=True,
         timeout=60,
-        cwd=Path(__file__).parent.parent,
+        cwd=ROOT,
     )
     assert done.stdout.strip().endswith("cannot read: permission denied"), done.stderr
 

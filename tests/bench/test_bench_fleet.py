@@ -9,8 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from tests.agent.state.pg_fixtures import PG_BIN
 from tests.helpers import ROOT, skip_or_fail
-from tests.state.pg_fixtures import PG_BIN
 
 FLEET = ("srv-a", "srv-b", "srv-c")
 QUICK = ("--quick", "--checks", "12")

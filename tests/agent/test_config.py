@@ -15,7 +15,7 @@ from agent.configload import ConfigError, load_config, load_config_text
 from checks.registry import CHECK_TYPES
 from tests.helpers import ROOT, VAKTPOST
 
-BAD = Path(__file__).parent / "configs" / "bad"
+BAD = ROOT / "tests" / "configs" / "bad"
 KNOWN_TYPES = ", ".join(sorted(CHECK_TYPES))
 
 CASES = [

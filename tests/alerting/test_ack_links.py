@@ -17,9 +17,9 @@ from pathlib import Path
 from typing import Any
 
 from alerting.acklinks import KEY_NAME, KEY_OWNER, LINK_TTL, LinkSigner
+from tests.alerting.test_ack_sms import RECORDER, incident, sent
 from tests.alerting_fixtures import TcpTarget
 from tests.helpers import AgentProcess, free_port, wait_until
-from tests.test_ack_sms import RECORDER, incident, sent
 
 CONFIG = """
 agent:

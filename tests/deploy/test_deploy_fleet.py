@@ -18,8 +18,8 @@ import yaml
 
 from agent.configload import load_config_text
 from agent.fleet_component import config_hash
+from tests.deploy.test_deploy import dashboard_exprs, documented_metric_names
 from tests.helpers import ROOT, VAKTPOST, require_binary
-from tests.test_deploy import dashboard_exprs, documented_metric_names
 
 FLEET = ROOT / "deploy" / "fleet"
 PROM_DIR = ROOT / "deploy" / "prometheus"

@@ -1,5 +1,5 @@
 """A drill through a running daemon: the message goes to the on-duty number through a
-command channel (standing in for a GSM modem, as in tests/test_ack_sms.py), the reply
+command channel (standing in for a GSM modem, as in tests/alerting/test_ack_sms.py), the reply
 comes back through `vaktpost sms-received`, and the drill is passed, with metrics."""
 
 from __future__ import annotations
@@ -8,8 +8,8 @@ import json
 import sys
 from pathlib import Path
 
+from tests.alerting.test_ack_sms import RECORDER, sent, sms_received
 from tests.helpers import AgentProcess, free_port, wait_until
-from tests.test_ack_sms import RECORDER, sent, sms_received
 
 CONFIG = """
 agent:

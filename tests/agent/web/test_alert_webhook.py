@@ -22,6 +22,7 @@ import pytest
 from checks.alert import AlertConfig, WebhookPayload, entry_of, evaluate, fingerprint, ingest
 from checks.base import Status
 from tests.alerting_fixtures import CI, ThreadedReceiver, free_port, http_get, wait_for
+from tests.helpers import ROOT
 from tests.signals_fixtures import checks_of, send, signal_daemon, status_of
 
 T0 = datetime(2026, 3, 2, 12, 0, tzinfo=UTC).timestamp()
@@ -295,7 +296,7 @@ def test_deploy_example_is_a_valid_alertmanager_config() -> None:
         if CI:
             pytest.fail("amtool is not installed (CI=true)")
         pytest.skip("amtool is not installed")
-    example = Path(__file__).resolve().parent.parent / "deploy/alertmanager/vaktpost-receiver.yml"
+    example = ROOT / "deploy/alertmanager/vaktpost-receiver.yml"
     done = subprocess.run([amtool, "check-config", str(example)], capture_output=True, text=True)
     assert done.returncode == 0, done.stdout + done.stderr
     assert "/api/v1/alertmanager" in example.read_text()

@@ -14,8 +14,8 @@ from aiosmtpd.smtp import AuthResult, Envelope, LoginPassword, Session
 from alerting.channels.apprise import AppriseConfig
 from alerting.channels.interface import RetryableError
 from alerting.channels.registry import build_channel
+from tests.alerting.channels.test_channels_contract import PAYLOAD
 from tests.helpers import free_port
-from tests.test_channels_contract import PAYLOAD
 
 PASSWORD = "smtp-Pa55word"
 

@@ -1,0 +1,3 @@
+"""Tests of alerting/: the pure incident engine on an injected clock, the outbox,
+rotations, drills, significant-incident clocks.
+"""

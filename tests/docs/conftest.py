@@ -1,0 +1,3 @@
+"""Tests of docs/: every config key, metric family and endpoint is documented (drift
+tests).
+"""
