@@ -90,8 +90,12 @@ IMPLEMENTATIONS: dict[str, Callable[[pytest.FixtureRequest, Path], Any]] = {
 }
 
 
-@pytest.fixture(params=sorted(IMPLEMENTATIONS))
-async def stores(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Stores]:
+# Those several agents share (a fleet's store): scenarios between agents run on these
+# alone, instead of skipping on an embedded store that belongs to one agent.
+SHARED = ("postgresql",)
+
+
+async def _opened(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Stores]:
     opened: Stores = await IMPLEMENTATIONS[request.param](request, tmp_path)
     try:
         yield opened
@@ -99,3 +103,15 @@ async def stores(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterato
         for other in opened.closers:
             await other.close()
         await opened.results.close()
+
+
+@pytest.fixture(params=sorted(IMPLEMENTATIONS))
+async def stores(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Stores]:
+    async for opened in _opened(request, tmp_path):
+        yield opened
+
+
+@pytest.fixture(params=SHARED)
+async def shared_stores(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Stores]:
+    async for opened in _opened(request, tmp_path):
+        yield opened

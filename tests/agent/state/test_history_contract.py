@@ -4,8 +4,6 @@ the history is the shared store's, so every agent and `vaktpost report` see it."
 
 from __future__ import annotations
 
-import pytest
-
 from agent.state.interface import OutboxUpdate
 from agent.state.pg_history import PostgresHistory
 from alerting.model import EngineState, Event, Incident, Notification, Outcome
@@ -192,9 +190,12 @@ async def test_prune_keeps_open_incidents_pending_rows_and_each_checks_last_chan
     assert await h.prune(cut) == dict.fromkeys(counts, 0)
 
 
-async def test_a_shared_store_is_pruned_by_the_engine_holder_only(stores: Stores) -> None:
-    if stores.peer is None:
-        pytest.skip("an embedded store is a fleet of one: its agent always holds the engine")
+async def test_a_shared_store_is_pruned_by_the_engine_holder_only(
+    shared_stores: Stores,
+) -> None:
+    # An embedded store is a fleet of one: its agent always holds the engine.
+    stores = shared_stores
+    assert stores.peer is not None
     await persist(stores, [incident(1, T0 - 3 * DAY, T0 - 2 * DAY)])
     await stores.history.audit(T0 - 1, "anna", "reload", "cfg", "")
     other = await stores.peer()
@@ -206,9 +207,9 @@ async def test_a_shared_store_is_pruned_by_the_engine_holder_only(stores: Stores
     assert counts["incidents"] == 1 and counts["audit_log"] == 1
 
 
-async def test_every_agent_of_a_fleet_reads_every_agents_history(stores: Stores) -> None:
-    if stores.peer is None:
-        pytest.skip("an embedded store belongs to one agent")
+async def test_every_agent_of_a_fleet_reads_every_agents_history(shared_stores: Stores) -> None:
+    stores = shared_stores
+    assert stores.peer is not None
     other = PostgresHistory(await stores.peer())
     await stores.history.record_changes([("a-check", T0, "critical", "down")])
     await other.record_changes([("b-check", T0 + 1, "ok", "up")])
