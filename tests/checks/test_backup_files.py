@@ -18,10 +18,8 @@ from agent.state.sqlite import Store
 from checks.backup_files import BackupFilesCheck, BackupFilesConfig
 from checks.base import CheckContext, MemoryStateStore, Status
 from checks.filescan import parse_size
-from tests import backup_fixtures
 from tests.backup_fixtures import unprivileged
 
-ctx = backup_fixtures.ctx
 HOUR = 3600.0
 
 

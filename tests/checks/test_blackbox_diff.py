@@ -21,14 +21,11 @@ from checks.base import CheckConfig, Status
 from checks.dns import DnsConfig
 from checks.http import HttpConfig
 from checks.tcp import TcpConfig
-from tests import net_fixtures
 from tests.helpers import free_port, http_request, require_binary, wait_until
 from tests.net_certs import Pki
 from tests.net_dns import DnsServer, running_dns
 from tests.net_fixtures import probe
 from tests.net_servers import Targets
-
-pki, targets = net_fixtures.pki, net_fixtures.targets
 
 BB_CONFIG = """
 modules:

@@ -11,15 +11,8 @@ import pytest
 
 from checks.base import CheckContext, Status
 from checks.borg import BorgCheck, BorgConfig
-from tests import backup_fixtures
 from tests.backup_fixtures import PASSWORD, STALE_HOURS, WRONG_PASSWORD, Repo
 from tests.helpers import require_binary
-
-borg_corrupt, borg_repo, ctx = (
-    backup_fixtures.borg_corrupt,
-    backup_fixtures.borg_repo,
-    backup_fixtures.ctx,
-)
 
 OFF = {"check_every": None, "restore_test_every": None}
 

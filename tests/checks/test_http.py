@@ -10,11 +10,8 @@ import pytest
 
 from checks.base import Status
 from checks.http import HttpConfig
-from tests import net_fixtures
 from tests.net_fixtures import probe
 from tests.net_servers import AUTH_PASSWORD, AUTH_USER, Targets, has_ipv6_loopback, require
-
-pki, targets = net_fixtures.pki, net_fixtures.targets
 
 
 async def test_200_is_ok_with_status_and_phase_facts(targets: Targets) -> None:

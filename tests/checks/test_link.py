@@ -10,12 +10,9 @@ from pydantic import ValidationError
 
 from checks.base import Status
 from checks.link import LinkConfig
-from tests import net_fixtures
 from tests.net_dns import DnsServer, running_dns
 from tests.net_fixtures import probe
 from tests.net_servers import Targets, require
-
-pki, targets = net_fixtures.pki, net_fixtures.targets
 
 
 @pytest.fixture(scope="module")

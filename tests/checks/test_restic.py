@@ -19,15 +19,8 @@ from checks import backup_tool
 from checks.base import CheckContext, MemoryStateStore, Status
 from checks.restic import ResticCheck, ResticConfig
 from checks.tcp import TcpConfig
-from tests import backup_fixtures
 from tests.backup_fixtures import PASSWORD, STALE_HOURS, WRONG_PASSWORD, Repo
 from tests.helpers import require_binary
-
-ctx, restic_corrupt, restic_repo = (
-    backup_fixtures.ctx,
-    backup_fixtures.restic_corrupt,
-    backup_fixtures.restic_repo,
-)
 
 
 def config(repo: Repo, **extra: Any) -> ResticConfig:

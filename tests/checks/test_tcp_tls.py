@@ -8,12 +8,9 @@ from pydantic import ValidationError
 from checks.base import CheckResult, Status
 from checks.tcp import TcpConfig
 from checks.tls import TlsOptions
-from tests import net_fixtures
 from tests.net_certs import Pki
 from tests.net_fixtures import probe
 from tests.net_servers import Targets
-
-pki, targets = net_fixtures.pki, net_fixtures.targets
 
 
 async def tcp_tls(targets: Targets, pki: Pki, name: str, **keys: object) -> CheckResult:

@@ -8,12 +8,9 @@ import pytest
 
 from checks.base import CheckResult, Status
 from checks.http import HttpConfig
-from tests import net_fixtures
 from tests.net_certs import Pki
 from tests.net_fixtures import probe
 from tests.net_servers import Targets
-
-pki, targets = net_fixtures.pki, net_fixtures.targets
 
 
 async def https(targets: Targets, pki: Pki, name: str, **tls: object) -> CheckResult:

@@ -12,11 +12,8 @@ from agent.metrics import render_state
 from agent.results import CheckState
 from checks.base import CheckContext, Status
 from checks.ups import UpsCheck, UpsConfig
-from tests import nut_fixtures
 from tests.helpers import free_port, wait_until
 from tests.nut_fixtures import ADMIN_PASSWORD, UPS, NutServer, check_ups
-
-nut_server = nut_fixtures.nut_server
 
 
 def config(port: int, **extra: Any) -> UpsConfig:
