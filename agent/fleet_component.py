@@ -36,6 +36,9 @@ if TYPE_CHECKING:
 log = logging.getLogger("vaktpost.fleet")
 P = "vaktpost_fleet_"
 # Keys that differ between the agents of one fleet by design: the rest must agree.
+# How often an agent reads the results the others wrote, for its view of the fleet (the
+# engine holder reads them for escalation on its own, every second).
+READ_EVERY = 2.0
 LOCAL_AGENT_KEYS = ("name", "listen", "state_dir", "store_password_file")
 
 
@@ -286,7 +289,7 @@ class FleetComponent:
         """Other agents' results, for this agent's view of the whole fleet."""
         while True:
             await self.read_results()
-            await asyncio.sleep(1.0)
+            await asyncio.sleep(READ_EVERY)
 
     async def read_results(self) -> None:
         store = self.host.shared_store

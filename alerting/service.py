@@ -523,7 +523,9 @@ class AlertingService:
                 await self._settle_removed()
                 with contextlib.suppress(Exception):
                     await self.outbox.refresh_pending()
-            await asyncio.sleep(2.0)
+            # In a fleet every agent polls the shared store: its pending counts (a
+            # metric) need not be as fresh as the queries cost.
+            await asyncio.sleep(2.0 if self.fleet_store is None else 5.0)
 
     async def _settle_removed(self) -> None:
         if self.outbox is None:

@@ -276,6 +276,7 @@ class PostgresStore:
         # The engine-lease token this agent's engine writes under (None: not fenced).
         self.fence: int | None = None
         self._unrecorded: dict[int, OutboxUpdate] = {}
+        self._swept_at = -1e9  # monotonic time lapsed members were last dropped
 
     # -- lifecycle -----------------------------------------------------------------
     async def open(self, recover: bool = False, verify: object = ()) -> None:
@@ -323,8 +324,14 @@ class PostgresStore:
     async def _run(self, fn: Any, *args: Any) -> Any:
         """fn(conn, *args) in one transaction; the store's health follows the outcome."""
         try:
-            async with self._pool.connection() as conn, conn.transaction():
-                out = await fn(conn, *args)
+            if fn in _ONE_STATEMENT:
+                # The connections autocommit: one statement is its own transaction, and
+                # BEGIN/COMMIT around it were two more round trips (the fleet's polls).
+                async with self._pool.connection() as conn:
+                    out = await fn(conn, *args)
+            else:
+                async with self._pool.connection() as conn, conn.transaction():
+                    out = await fn(conn, *args)
         except BaseException as exc:
             if is_store_failure(exc) or isinstance(exc, psycopg_pool.PoolTimeout):
                 self._failed(exc)
@@ -756,20 +763,20 @@ class PostgresStore:
         """This process's row in fleet_agents, live for `ttl` seconds of database time;
         rows lapsed for a day are dropped (a lapsed agent stays visible until then)."""
 
-        async def write(conn: AsyncConnection[Any]) -> None:
-            await conn.execute(
-                "INSERT INTO fleet_agents(instance, name, version, config_hash, checks,"
-                " seen_at, expires_at) VALUES (%s, %s, %s, %s, %s, now(),"
-                " now() + make_interval(secs => %s)) ON CONFLICT (instance) DO UPDATE SET"
-                " version=excluded.version, config_hash=excluded.config_hash,"
-                " checks=excluded.checks, seen_at=now(), expires_at=excluded.expires_at",
-                (self.instance, self.agent, version, config_hash, checks, ttl),
+        await self._run(
+            _execute,
+            "INSERT INTO fleet_agents(instance, name, version, config_hash, checks,"
+            " seen_at, expires_at) VALUES (%s, %s, %s, %s, %s, now(),"
+            " now() + make_interval(secs => %s)) ON CONFLICT (instance) DO UPDATE SET"
+            " version=excluded.version, config_hash=excluded.config_hash,"
+            " checks=excluded.checks, seen_at=now(), expires_at=excluded.expires_at",
+            (self.instance, self.agent, version, config_hash, checks, ttl),
+        )
+        if time.monotonic() - self._swept_at >= 600.0:  # a day's lapse: no hurry
+            await self._run(
+                _execute, "DELETE FROM fleet_agents WHERE expires_at < now() - interval '1 day'", ()
             )
-            await conn.execute(
-                "DELETE FROM fleet_agents WHERE expires_at < now() - interval '1 day'"
-            )
-
-        await self._run(write)
+            self._swept_at = time.monotonic()
 
     async def members(self) -> list[dict[str, Any]]:
         """Every agent row, live or lapsed, with the database's now for comparisons."""
@@ -882,6 +889,10 @@ async def _fetch_value(conn: AsyncConnection[Any], sql: str, args: Any) -> Any:
 
 async def _execute(conn: AsyncConnection[Any], sql: str, args: Any) -> None:
     await conn.execute(sql, args)
+
+
+# Helpers that send exactly one statement (see PostgresStore._run).
+_ONE_STATEMENT = frozenset({_fetch, _fetch_value, _execute})
 
 
 def _outbox_row(r: tuple[Any, ...]) -> OutboxRow:
