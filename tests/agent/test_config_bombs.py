@@ -230,13 +230,13 @@ async def test_a_reload_that_fails_while_applying_is_rolled_back(
         def reload(new: object) -> None:
             told.append({c.name for c in new.checks})  # type: ignore[attr-defined]
             if len(told) == 1:
-                raise RuntimeError("component cannot take http://u:S3cr3tPW@h/")
+                raise RuntimeError("component cannot take http://u:S3cr3tPW@127.0.0.1/")
 
         monkeypatch.setattr(agent.components[-1], "reload", reload)
         config.write_text(head + "checks: [{name: new, type: memory}]\n")
         ok, errors = await agent.reload()
         assert not ok
-        assert errors == ["RuntimeError: component cannot take http://***@h/"]
+        assert errors == ["RuntimeError: component cannot take http://***@127.0.0.1/"]
         assert {c.name for c in agent.config.checks} == {"old"}
         assert set(agent.runtime.checks) == {"old"}
         assert told == [{"new"}, {"old"}]  # the failing component was told the old one again

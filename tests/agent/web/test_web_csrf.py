@@ -79,15 +79,15 @@ def agent(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]
 CROSS_SITE = [
     # (what a browser can send cross-site without a preflight, headers)
     ("text/plain, no Origin", {"Content-Type": "text/plain"}),
-    ("text/plain from evil", {"Content-Type": "text/plain", "Origin": "https://evil.example"}),
+    ("text/plain from evil", {"Content-Type": "text/plain", "Origin": "https://127.0.0.2:1"}),
     ("form", {"Content-Type": "application/x-www-form-urlencoded"}),
     ("multipart", {"Content-Type": "multipart/form-data; boundary=x"}),
     ("no type", {}),
-    ("JSON but Origin evil", {"Content-Type": "application/json", "Origin": "http://evil.example"}),
+    ("JSON but Origin evil", {"Content-Type": "application/json", "Origin": "http://127.0.0.2:1"}),
     ("JSON but Origin null", {"Content-Type": "application/json", "Origin": "null"}),
     (
         "JSON but Referer evil",
-        {"Content-Type": "application/json", "Referer": "http://evil.example/x"},
+        {"Content-Type": "application/json", "Referer": "http://127.0.0.2:1/x"},
     ),
     (
         "JSON, Origin on another port",
@@ -133,7 +133,7 @@ def test_same_origin_and_cli_style_writes_work(agent: tuple[str, Path]) -> None:
     assert status == 200
     assert send(url + "/-/reload", "POST", None, js)[0] == 200
     # Reads need no JSON type and may come from anywhere.
-    assert send(url + "/api/v1/silences", "GET", None, {"Origin": "http://evil.example"})[0] == 200
+    assert send(url + "/api/v1/silences", "GET", None, {"Origin": "http://127.0.0.2:1"})[0] == 200
 
 
 def test_loopback_writes_without_users_need_a_loopback_host(tmp_path: Path) -> None:
