@@ -126,7 +126,7 @@ def test_ack_link_get_confirms_post_acknowledges(tmp_path: Path) -> None:
         assert incident(agent)["acknowledged_by"] is None  # type: ignore[index]
 
         # Another site's page cannot post the form for the person.
-        status, _ = form_post(link, "http://evil.example")
+        status, _ = form_post(link, "http://127.0.0.2:1")
         assert status == 403
         assert incident(agent)["acknowledged_by"] is None  # type: ignore[index]
 
