@@ -45,10 +45,8 @@ import itertools
 import json
 import os
 import pwd
-import resource
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -58,6 +56,11 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import scheduler_10k
+from scheduler_10k import free_port, raise_nofile
 
 ROOT = Path(__file__).resolve().parent.parent
 PG_BIN = Path("/usr/lib/postgresql/15/bin")
@@ -74,33 +77,10 @@ class BenchError(Exception):
     """The bench could not run or measure (not a missed target)."""
 
 
-def raise_nofile() -> None:
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    want = hard if hard != resource.RLIM_INFINITY else 65536
-    if soft < want:
-        resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
-
-
-# -- the listener process (--serve) ----------------------------------------------------
-class _CloseAtOnce(asyncio.Protocol):
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        transport.close()
-
-
-async def _listen() -> None:
-    raise_nofile()
-    loop = asyncio.get_running_loop()
-    server = await loop.create_server(_CloseAtOnce, "127.0.0.1", 0, backlog=4096)
-    print(server.sockets[0].getsockname()[1], flush=True)
-    stop = asyncio.Event()
-    loop.add_signal_handler(signal.SIGTERM, stop.set)
-    await stop.wait()
-    server.close()
-
-
 def start_listener() -> tuple[subprocess.Popen[str], int]:
+    """scheduler_10k.py's loopback listener: it accepts and closes at once."""
     proc = subprocess.Popen(
-        [sys.executable, __file__, "--serve"], stdout=subprocess.PIPE, text=True
+        [sys.executable, scheduler_10k.__file__, "--serve"], stdout=subprocess.PIPE, text=True
     )
     assert proc.stdout is not None
     line = proc.stdout.readline()
@@ -108,12 +88,6 @@ def start_listener() -> tuple[subprocess.Popen[str], int]:
         proc.kill()
         raise BenchError("the loopback listener did not start")
     return proc, int(line)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def wait_until(predicate: Any, timeout: float, what: str, every: float = 0.1) -> Any:
@@ -834,11 +808,7 @@ def main() -> int:
     parser.add_argument("--pg-bin", default=str(PG_BIN))
     parser.add_argument("--json", type=Path, help="also write the figures to this file")
     parser.add_argument("--quick", action="store_true", help="a smoke run (~30 s)")
-    parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
-    if args.serve:
-        asyncio.run(_listen())
-        return 0
     quick = {"checks": 30, "seconds": 6.0, "warmup": 4.0, "interval": 1.0, "lease": 3.0}
     full = {"checks": 9000, "seconds": 120.0, "warmup": 60.0, "interval": 60.0, "lease": 5.0}
     for key, value in (quick if args.quick else full).items():

@@ -60,12 +60,6 @@ THIRD_PARTY = (
 TARGETS = {"help": 0.15, "validate": 0.4, "rss": 45.0}
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def port_free(address: str) -> bool:
     host, port = address.rsplit(":", 1)
     with socket.socket() as sock:
@@ -118,7 +112,7 @@ def import_rss(code: str) -> float:
 
 def warm_daemon(work: Path) -> None:
     """Start the daemon once until it answers, so the measured one runs from bytecode."""
-    port = free_port()
+    port = scheduler_10k.free_port()
     config = default_on(work / "warm.yaml", port)
     env = {**os.environ, "XDG_STATE_HOME": str(work / "warm-state")}
     proc = subprocess.Popen(
@@ -291,7 +285,7 @@ def main() -> int:
             cmd = [str(VAKTPOST), "run"]
         else:  # someone else has the default port: the same file on another
             how = "the default file on another port (9730 was taken)"
-            config = default_on(Path(tmp) / "default.yaml", free_port())
+            config = default_on(Path(tmp) / "default.yaml", scheduler_10k.free_port())
             cmd = [str(VAKTPOST), "run", "-c", str(config)]
         daemon = Settling(cmd, args.settle, env)
         blackbox_bin = shutil.which("prometheus-blackbox-exporter")
@@ -300,7 +294,7 @@ def main() -> int:
             blackbox = Settling(
                 [
                     blackbox_bin,
-                    f"--web.listen-address=127.0.0.1:{free_port()}",
+                    f"--web.listen-address=127.0.0.1:{scheduler_10k.free_port()}",
                     f"--config.file={BLACKBOX_CONFIG}",
                 ],
                 args.settle,
