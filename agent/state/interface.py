@@ -22,12 +22,15 @@ The rules every implementation keeps:
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Collection, Iterable
-from dataclasses import dataclass, field
+import logging
+from collections.abc import Awaitable, Callable, Collection, Iterable
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
     from alerting.model import EngineState, Outcome, Silence
+
+log = logging.getLogger("vaktpost.store")
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,6 +55,68 @@ class OutboxUpdate:
     error: str = ""
     done_at: float | None = None
     fallbacks: tuple[str, ...] = ()
+
+
+class HeldOutcomes:
+    """Outbox outcomes a store could not write yet, the same in every store.
+
+    While the store cannot write they are held in memory, and `head` and
+    `pending_counts` answer as if they were recorded, until a later write takes
+    them: the row stays pending in the store, so a restart meanwhile sends it
+    again (same dedup key), but it is neither lost nor re-sent while running.
+    """
+
+    def __init__(self) -> None:
+        self.updates: dict[int, OutboxUpdate] = {}
+
+    def add(self, updates: Iterable[OutboxUpdate]) -> None:
+        for u in updates:
+            self.updates[u.row.id] = u
+
+    async def flush(
+        self,
+        write: Callable[[list[OutboxUpdate]], Awaitable[None]],
+        is_failure: Callable[[BaseException], bool],
+    ) -> None:
+        """Write what is held; on the store's failure keep it (logged), on a bug drop
+        this batch and raise (a bug would fail the same way at every try)."""
+        if not self.updates:
+            return
+        batch = list(self.updates.values())
+        try:
+            await write(batch)
+        except Exception as exc:
+            if not is_failure(exc):
+                for u in batch:
+                    self.updates.pop(u.row.id, None)
+                raise
+            log.warning(
+                "outbox outcomes held in memory until the store writes again",
+                extra={"held": len(self.updates), "error": str(exc).splitlines()[0][:300]},
+            )
+            return
+        for u in batch:
+            if self.updates.get(u.row.id) is u:  # a newer outcome came meanwhile: keep it
+                del self.updates[u.row.id]
+
+    def overlay(self, rows: Iterable[OutboxRow], limit: int) -> list[OutboxRow]:
+        """Pending rows as the store read them, with the held outcomes applied."""
+        out = []
+        for row in rows:
+            update = self.updates.get(row.id)
+            if update is None:
+                out.append(row)
+            elif update.state == "pending":  # a retry not yet recorded: keep its backoff
+                out.append(replace(row, attempts=update.attempts,
+                                   next_attempt_at=update.next_attempt_at))  # fmt: skip
+        return out[:limit]
+
+    def adjust(self, counts: dict[str, int]) -> dict[str, int]:
+        """Pending counts per channel less the rows whose held outcome ended them."""
+        for u in self.updates.values():
+            if u.state != "pending" and counts.get(u.row.channel):
+                counts[u.row.channel] -= 1
+        return counts
 
 
 def dumps(data: Any) -> str:

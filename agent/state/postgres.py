@@ -31,6 +31,7 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from agent.state.interface import (
     DELIVERY_COLUMNS,
+    HeldOutcomes,
     OutboxRow,
     OutboxUpdate,
     OutcomeRows,
@@ -275,7 +276,7 @@ class PostgresStore:
         self.recovered_at: float | None = None
         # The engine-lease token this agent's engine writes under (None: not fenced).
         self.fence: int | None = None
-        self._unrecorded: dict[int, OutboxUpdate] = {}
+        self._held = HeldOutcomes()  # outbox outcomes the database could not write yet
         self._swept_at = -1e9  # monotonic time lapsed members were last dropped
 
     # -- lifecycle -----------------------------------------------------------------
@@ -541,27 +542,13 @@ class PostgresStore:
     # -- outbox ------------------------------------------------------------------------
     async def head(self, channel: str, limit: int) -> list[OutboxRow]:
         """The oldest pending rows of a channel, in order (due or not, claimed or not)."""
-        await self._flush_unrecorded()
-        held = self._unrecorded
+        await self._held.flush(self._write_outcomes, _held_failure)
         rows = await self._run(
             _fetch,
             f"SELECT {_ROW} FROM outbox WHERE state='pending' AND channel=%s ORDER BY id LIMIT %s",
-            (channel, limit + len(held)),
+            (channel, limit + len(self._held.updates)),
         )
-        out = []
-        for r in rows:
-            update = held.get(r[0])
-            if update is None:
-                out.append(_outbox_row(r))
-            elif update.state == "pending":  # a retry not yet recorded: keep its backoff
-                row = _outbox_row(r)
-                out.append(
-                    OutboxRow(
-                        row.id, row.dedup_key, row.channel, row.incident_id, row.kind,
-                        row.payload, update.attempts, update.next_attempt_at, row.created_at,
-                    )
-                )  # fmt: skip
-        return out[:limit]
+        return self._held.overlay((_outbox_row(r) for r in rows), limit)
 
     async def claim(self, channel: str, limit: int, hold: float = 60.0) -> list[OutboxRow]:
         """Take up to `limit` due pending rows of a channel for this agent to send.
@@ -585,15 +572,10 @@ class PostgresStore:
     async def record(self, updates: list[OutboxUpdate]) -> None:
         """Outcomes of sends and the fallback rows they cause, at once; held in memory
         while the database cannot write (head answers as if recorded)."""
-        for u in updates:
-            self._unrecorded[u.row.id] = u
-        await self._flush_unrecorded()
+        self._held.add(updates)
+        await self._held.flush(self._write_outcomes, _held_failure)
 
-    async def _flush_unrecorded(self) -> None:
-        if not self._unrecorded:
-            return
-        batch = list(self._unrecorded.values())
-
+    async def _write_outcomes(self, batch: list[OutboxUpdate]) -> None:
         async def write(conn: AsyncConnection[Any]) -> None:
             async with conn.cursor() as cur:
                 await cur.executemany(
@@ -620,21 +602,7 @@ class PostgresStore:
                 if fallbacks:
                     await cur.executemany(_INSERT_NOTE, fallbacks)
 
-        try:
-            await self._run(write)
-        except Exception as exc:
-            if not is_store_failure(exc) and not isinstance(exc, psycopg_pool.PoolTimeout):
-                for u in batch:
-                    self._unrecorded.pop(u.row.id, None)
-                raise
-            log.warning(
-                "outbox outcomes held in memory until the store writes again",
-                extra={"held": len(self._unrecorded), "error": _one_line(exc)},
-            )
-            return
-        for u in batch:
-            if self._unrecorded.get(u.row.id) is u:
-                del self._unrecorded[u.row.id]
+        await self._run(write)
 
     async def pending_counts(self) -> dict[str, int]:
         rows = await self._run(
@@ -642,11 +610,7 @@ class PostgresStore:
             "SELECT channel, COUNT(*) FROM outbox WHERE state='pending' GROUP BY channel",
             (),
         )
-        counts = {r[0]: int(r[1]) for r in rows}
-        for u in self._unrecorded.values():
-            if u.state != "pending" and counts.get(u.row.channel):
-                counts[u.row.channel] -= 1
-        return counts
+        return self._held.adjust({r[0]: int(r[1]) for r in rows})
 
     async def deliveries(self) -> list[tuple[str, str, str]]:
         rows = await self._run(
@@ -893,6 +857,11 @@ async def _execute(conn: AsyncConnection[Any], sql: str, args: Any) -> None:
 
 # Helpers that send exactly one statement (see PostgresStore._run).
 _ONE_STATEMENT = frozenset({_fetch, _fetch_value, _execute})
+
+
+def _held_failure(exc: BaseException) -> bool:
+    """A write the database refused for its own trouble: hold the outcomes and retry."""
+    return is_store_failure(exc) or isinstance(exc, psycopg_pool.PoolTimeout)
 
 
 def _outbox_row(r: tuple[Any, ...]) -> OutboxRow:

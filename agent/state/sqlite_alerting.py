@@ -11,16 +11,13 @@ from __future__ import annotations
 
 import asyncio
 import json
-import logging
 import sqlite3
 from typing import Any
 
-from agent.state.interface import OutboxRow, OutboxUpdate, OutcomeRows, dumps
+from agent.state.interface import HeldOutcomes, OutboxRow, OutboxUpdate, OutcomeRows, dumps
 from agent.state.sqlite import Store, is_store_failure
 from agent.state.sqlite_history import timeline_sync
 from alerting.model import CheckTrack, EngineState, Incident, Outcome, Silence
-
-log = logging.getLogger("vaktpost.outbox")
 
 
 def read_state(db: sqlite3.Connection) -> EngineState:
@@ -52,7 +49,7 @@ class IncidentStore:
         self.store = store
         # Outcomes of sends the store could not record (disk full): kept here and
         # written with the next write, so a delivered row is not sent again meanwhile.
-        self._unrecorded: dict[int, OutboxUpdate] = {}
+        self._held = HeldOutcomes()  # outbox outcomes the store could not write yet
 
     # -- engine state ----------------------------------------------------------------
     async def load_state(self) -> EngineState:
@@ -114,49 +111,28 @@ class IncidentStore:
     # -- outbox ------------------------------------------------------------------------
     async def head(self, channel: str, limit: int) -> list[OutboxRow]:
         """The oldest pending rows of a channel, in order (due or not)."""
-        await self._flush_unrecorded()
-        held = self._unrecorded
+        await self._held.flush(self._write_outcomes, is_store_failure)
         rows = await self.store.call(
             lambda db: db.execute(
                 "SELECT id, dedup_key, channel, incident_id, kind, payload, attempts,"
                 " next_attempt_at, created_at FROM outbox"
                 " WHERE state='pending' AND channel=? ORDER BY id LIMIT ?",
-                (channel, limit + len(held)),
+                (channel, limit + len(self._held.updates)),
             ).fetchall()
         )
-        out = []
-        for r in rows:
-            update = held.get(r[0])
-            if update is None:
-                out.append(
-                    OutboxRow(r[0], r[1], r[2], r[3], r[4], json.loads(r[5]), r[6], r[7], r[8])
-                )
-            elif update.state == "pending":  # a retry not yet recorded: keep its backoff
-                out.append(
-                    OutboxRow(
-                        r[0], r[1], r[2], r[3], r[4], json.loads(r[5]),
-                        update.attempts, update.next_attempt_at, r[8],
-                    )
-                )  # fmt: skip
-        return out[:limit]
+        return self._held.overlay(
+            (OutboxRow(r[0], r[1], r[2], r[3], r[4], json.loads(r[5]), r[6], r[7], r[8])
+             for r in rows),
+            limit,
+        )  # fmt: skip
 
     async def record(self, updates: list[OutboxUpdate]) -> None:
-        """Outcomes of one batch of sends, and the fallback rows they cause, at once.
+        """Outcomes of one batch of sends, and the fallback rows they cause, at once
+        (held in memory while the store cannot write: interface.HeldOutcomes)."""
+        self._held.add(updates)
+        await self._held.flush(self._write_outcomes, is_store_failure)
 
-        When the store cannot write, the outcomes are held in memory (and `head`
-        answers as if they were recorded) until a later write takes them: the
-        row stays pending in the store, so a restart meanwhile sends it again
-        (same dedup key), but it is neither lost nor re-sent while running.
-        """
-        for u in updates:
-            self._unrecorded[u.row.id] = u
-        await self._flush_unrecorded()
-
-    async def _flush_unrecorded(self) -> None:
-        if not self._unrecorded:
-            return
-        batch = list(self._unrecorded.values())
-
+    async def _write_outcomes(self, batch: list[OutboxUpdate]) -> None:
         def write(db: sqlite3.Connection) -> None:
             for u in batch:
                 db.execute(
@@ -178,21 +154,7 @@ class IncidentStore:
                         ),
                     )
 
-        try:
-            await self.store.call(write)
-        except Exception as exc:
-            if not is_store_failure(exc):  # a bug, not a full disk: say so, hold nothing
-                for u in batch:
-                    self._unrecorded.pop(u.row.id, None)
-                raise
-            log.warning(
-                "outbox outcomes held in memory until the store writes again",
-                extra={"held": len(self._unrecorded), "error": str(exc)},
-            )
-            return
-        for u in batch:
-            if self._unrecorded.get(u.row.id) is u:
-                del self._unrecorded[u.row.id]
+        await self.store.call(write)
 
     async def pending_counts(self) -> dict[str, int]:
         rows = await self.store.call(
@@ -200,11 +162,7 @@ class IncidentStore:
                 "SELECT channel, COUNT(*) FROM outbox WHERE state='pending' GROUP BY channel"
             ).fetchall()
         )
-        counts = {r[0]: r[1] for r in rows}
-        for u in self._unrecorded.values():
-            if u.state != "pending" and counts.get(u.row.channel):
-                counts[u.row.channel] -= 1
-        return counts
+        return self._held.adjust({r[0]: r[1] for r in rows})
 
     async def deliveries(self) -> list[tuple[str, str, str]]:
         """(dedup_key, channel, state) of every outbox row, oldest first (tests, status)."""
