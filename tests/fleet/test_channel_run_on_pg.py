@@ -16,7 +16,8 @@ from typing import Any
 
 from tests.agent.state.pg_fixtures import PgServer
 from tests.alerting_fixtures import ThreadedReceiver
-from tests.helpers import AgentProcess, free_port, wait_until
+from tests.fleet.fleet_agents import agent_config
+from tests.helpers import AgentProcess, wait_until
 
 LEASE = 4.0
 # Seconds from the incident's start to step 1: after srv-gw's kill (right after step 0),
@@ -76,22 +77,10 @@ def test_a_pinned_channel_is_delivered_by_its_agent_and_waits_then_falls_back(
     with ThreadedReceiver() as lan, ThreadedReceiver() as modem, ThreadedReceiver() as mail:
 
         def start(name: str) -> AgentProcess:
-            port = free_port()
-            cfg = tmp_path / f"{name}.yaml"
-            cfg.write_text(
-                CONFIG.format(
-                    name=name,
-                    port=port,
-                    state=tmp_path / f"state-{name}",
-                    dsn=dsn,
-                    lease=LEASE,
-                    lan=lan.url,
-                    modem=modem.url,
-                    mail=mail.url,
-                    app=app_port,
-                    step1=STEP1,
-                )
-            )
+            cfg, port = agent_config(
+                tmp_path, name, CONFIG, dsn=dsn, lease=LEASE, lan=lan.url, modem=modem.url,
+                mail=mail.url, app=app_port, step1=STEP1,
+            )  # fmt: skip
             agent = AgentProcess(cfg, tmp_path / f"{name}-{len(agents)}.log", port=port)
             agents[f"{name}-{len(agents)}"] = agent
             agent.wait_ready()

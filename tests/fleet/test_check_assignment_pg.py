@@ -18,7 +18,8 @@ from typing import Any
 import pytest
 
 from tests.agent.state.pg_fixtures import PgServer
-from tests.helpers import AgentProcess, free_port, wait_until
+from tests.fleet.fleet_agents import agent_config
+from tests.helpers import AgentProcess, wait_until
 
 LEASE = 3.0
 INTERVAL = 1.0
@@ -57,22 +58,11 @@ def listener() -> Iterator[int]:
 
 
 def start(tmp: Path, dsn: str, name: str, port_open: int) -> AgentProcess:
-    port = free_port()
     checks = "\n".join(
         f"  - {{name: {c}, type: tcp, host: 127.0.0.1, port: {port_open}}}" for c in CHECKS
     )
-    cfg = tmp / f"{name}.yaml"
-    cfg.write_text(
-        CONFIG.format(
-            name=name,
-            port=port,
-            state=tmp / f"state-{name}",
-            dsn=dsn,
-            lease=LEASE,
-            interval=INTERVAL,
-            checks=checks,
-            open=port_open,
-        )
+    cfg, port = agent_config(
+        tmp, name, CONFIG, dsn=dsn, lease=LEASE, interval=INTERVAL, checks=checks, open=port_open
     )
     agent = AgentProcess(cfg, tmp / f"{name}-{time.monotonic_ns()}.log", port=port)
     agent.wait_ready()

@@ -13,6 +13,7 @@ from typing import Any
 
 from tests.agent.state.pg_fixtures import PgServer
 from tests.alerting_fixtures import ThreadedReceiver
+from tests.fleet.fleet_agents import agent_config
 from tests.helpers import AgentProcess, free_port, wait_until
 
 LEASE = 3.0
@@ -60,21 +61,10 @@ def test_one_holder_and_a_killed_holder_is_replaced_on_the_ladders_clock(
     with ThreadedReceiver() as receiver:
         try:
             for name in ("srv-a", "srv-b", "srv-c"):
-                port = free_port()
-                cfg = tmp_path / f"{name}.yaml"
-                cfg.write_text(
-                    CONFIG.format(
-                        name=name,
-                        port=port,
-                        state=tmp_path / f"state-{name}",
-                        dsn=dsn,
-                        lease=LEASE,
-                        hook=receiver.url,
-                        closed=closed,
-                        s1=SPACING,
-                        s2=2 * SPACING,
-                    )
-                )
+                cfg, port = agent_config(
+                    tmp_path, name, CONFIG, dsn=dsn, lease=LEASE, hook=receiver.url,
+                    closed=closed, s1=SPACING, s2=2 * SPACING,
+                )  # fmt: skip
                 agents[name] = AgentProcess(cfg, port=port)
             for agent in agents.values():
                 agent.wait_ready()

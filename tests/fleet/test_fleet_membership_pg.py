@@ -15,6 +15,7 @@ from typing import Any
 from agent.config import Config
 from agent.fleet_component import config_hash, duplicate_names
 from tests.agent.state.pg_fixtures import PgServer
+from tests.fleet.fleet_agents import agent_config
 from tests.helpers import AgentProcess, free_port, vaktpost_cmd, wait_until
 
 LEASE = 3.0
@@ -34,18 +35,7 @@ checks:
 
 
 def start(tmp: Path, dsn: str, name: str, *, tag: str = "", extra: str = "") -> AgentProcess:
-    port = free_port()
-    cfg = tmp / f"{name}{tag}.yaml"
-    cfg.write_text(
-        CONFIG.format(
-            name=name,
-            port=port,
-            state=tmp / f"state-{name}{tag}",
-            dsn=dsn,
-            lease=LEASE,
-            extra=extra,
-        )
-    )
+    cfg, port = agent_config(tmp, name, CONFIG, tag=tag, dsn=dsn, lease=LEASE, extra=extra)
     agent = AgentProcess(cfg, port=port)
     agent.wait_ready()
     return agent
