@@ -218,6 +218,7 @@ class Agent:
 
     def check_results_json(self) -> list[dict[str, Any]]:
         out: list[dict[str, Any]] = []
+        me = self.config.agent.name if self.shared_store is None else None  # alone: it ran all
         for name, state in self.book.states.items():
             if state.result is None:
                 out.append(
@@ -233,8 +234,7 @@ class Agent:
             else:
                 out.append(state.result.to_json(name, state.config.type))
             # Who ran it: in a fleet any agent; None while no live agent may run it.
-            alone = self.shared_store is None
-            out[-1]["agent"] = self.config.agent.name if alone else (state.agent or None)
+            out[-1]["agent"] = me if me is not None else (state.agent or None)
         return out
 
     # -- persistence of results --------------------------------------------------

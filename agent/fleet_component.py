@@ -25,6 +25,7 @@ from prometheus_client.registry import Collector
 
 from agent import __version__
 from agent.config import Config
+from agent.state.fleet import LeaseGrace
 from checks.base import CheckConfig, CheckResult
 from core.humanize import rfc3339
 from core.placement import may_run, owner
@@ -103,11 +104,10 @@ class FleetComponent:
         self._results_seq = 0  # the newest result of another agent this one has read
         self._local: frozenset[str] | None = None  # the checks this agent runs now
         self._tried = False  # whether membership was read (or tried) once
-        self._store_failed_at = -1e9  # monotonic time of the last failed refresh
+        self._grace = LeaseGrace()
         self._placement_key: object = None
         self._placement_of: object = None
         self._placement_cache: tuple[frozenset[str], dict[str, str]] = (frozenset(), {})
-        self._answered_at = time.monotonic()  # of the last refresh the store answered
         self._orphan_recorded: dict[str, float] = {}  # check -> monotonic time recorded
         # Told every refresh: agent name -> (status, message), for the engine holder.
         self.agent_listeners: list[Callable[[dict[str, tuple[str, str]]], None]] = []
@@ -165,7 +165,7 @@ class FleetComponent:
             # Keep running what this agent ran: the others cannot be seen to move. At
             # start, with no view yet, it runs what it may as if alone: probing goes on.
             self.view = FleetView(self.view.members, self.view.holder, False, str(exc))
-            self._store_failed_at = time.monotonic()
+            self._grace.failed()
             if not self._tried:
                 self._tried = True
                 self._assign()
@@ -173,17 +173,8 @@ class FleetComponent:
         self._tried = True
         self.view = FleetView(members, holder, True)
         self._report()
-        mono = time.monotonic()
-        if mono - self._answered_at > self.lease:
-            # A look that hung on a dead connection and then got through: the store
-            # was out for this agent too, longer than a lease, though nothing failed.
-            self._store_failed_at = mono
-        self._answered_at = mono
-        if mono - self._store_failed_at < self.lease:
-            # Nobody could renew while the store was down: leases that lapsed then
-            # say nothing about the agents. Wait one lease for them to renew before
-            # moving checks or opening lapsed-agent incidents.
-            return
+        if not self._grace.answered(self.lease):
+            return  # leases that lapsed while the store was down say nothing yet
         self._assign()
         self._mark_orphans()
         verdicts = self.agent_verdicts()

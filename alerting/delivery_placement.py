@@ -19,12 +19,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any, Protocol
 
 from prometheus_client.core import GaugeMetricFamily
 
+from agent.state.fleet import LeaseGrace
 from alerting.channels.base import ChannelConfig
 from core.placement import may_run
 
@@ -152,8 +152,7 @@ async def watch_forever(
     placement: DeliveryPlacement, store: MemberSource, outbox: Callable[[], Outbox | None]
 ) -> None:
     """Look at the members a few times a lease; hand over what waited long enough."""
-    failed_at = -1e9  # monotonic time of the last look the store did not answer
-    answered_at = time.monotonic()
+    grace = LeaseGrace()
     while True:
         current = outbox()
         if current is not None:
@@ -161,15 +160,9 @@ async def watch_forever(
                 members = await store.members()
                 now = await store.now()
             except Exception:
-                failed_at = time.monotonic()  # reported elsewhere; keep the last view
+                grace.failed()  # reported elsewhere; keep the last view
             else:
-                mono = time.monotonic()
-                if mono - answered_at > placement.lease():  # a look that hung, then passed
-                    failed_at = mono
-                answered_at = mono
-                # Nobody could renew while the store was down: a lease that lapsed then
-                # says nothing of its agent. Give them one lease to renew first.
-                if time.monotonic() - failed_at >= placement.lease():
+                if grace.answered(placement.lease()):
                     placement.observe(members, now, current.configs)
                     await hand_over_overdue(placement, current)
         await asyncio.sleep(min(5.0, max(0.5, placement.lease() / 3)))

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Protocol
 
 from agent.state.interface import AlertingStore, OutboxRow
@@ -19,6 +20,33 @@ from agent.state.sqlite import Store
 if TYPE_CHECKING:
     from agent.config import AgentConfig
     from agent.state.postgres import PostgresStore
+
+
+class LeaseGrace:
+    """Whether the members' leases can be believed after this agent's last look.
+
+    Nobody can renew while the store is down, so leases that lapsed then say
+    nothing about the agents: after the store answers again (also after a look
+    that hung longer than a lease, though nothing failed) give them one lease to
+    renew before acting on a lapse (moving checks, opening an agent's incident,
+    handing a pinned channel's rows to its fallback).
+    """
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
+        self._failed_at = -1e9
+        self._answered_at = clock()
+
+    def failed(self) -> None:
+        self._failed_at = self._clock()
+
+    def answered(self, lease: float) -> bool:
+        """A look got through: True when lapses may be acted on."""
+        now = self._clock()
+        if now - self._answered_at > lease:
+            self._failed_at = now
+        self._answered_at = now
+        return now - self._failed_at >= lease
 
 
 class FleetStore(Protocol):
