@@ -505,12 +505,12 @@ class AlertingService:
             if not self.holding or self.engine is None:
                 continue
             try:
-                self._results_seq, rows = await store.results_since(self._results_seq, store.agent)
+                self._results_seq, rows = await store.fleet_results(self._results_seq, store.agent)
             except Exception:
                 continue  # the store's health is watched and reported elsewhere
             now = self.clock()
-            for check, status, message, _agent in rows:
-                self.observe(check, status, message, now)
+            for row in rows:
+                self.observe(row["name"], row["status"], row["message"], now)
 
     async def _watch_placement(self) -> None:
         assert self.placement is not None and self.fleet_store is not None

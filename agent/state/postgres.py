@@ -666,24 +666,11 @@ class PostgresStore:
             "live": bool(live),
         }
 
-    async def results_since(
-        self, seq: int, exclude_agent: str
-    ) -> tuple[int, list[tuple[str, str, str, str]]]:
-        """Results other agents wrote after `seq`: (the newest seq, [(check, status,
-        message, agent)]). A write whose number was taken before a later one but
-        committed after it is seen at that check's next write, one interval late."""
-        rows = await self._run(
-            _fetch,
-            "SELECT seq, check_name, status, message, agent FROM check_results"
-            " WHERE seq > %s AND agent <> %s ORDER BY seq",
-            (seq, exclude_agent),
-        )
-        top = max([seq, *(int(r[0]) for r in rows)])
-        return top, [(r[1], r[2], r[3], r[4]) for r in rows]
-
     async def fleet_results(self, seq: int, exclude_agent: str) -> tuple[int, list[dict[str, Any]]]:
-        """Whole results other agents wrote after `seq`, for this agent's view of the
-        fleet (API, metrics, page): (the newest seq, rows shaped like load_results)."""
+        """Results other agents wrote after `seq`: (the newest seq, rows shaped like
+        load_results). For this agent's view of the fleet and the engine holder's
+        escalation alike. A write whose number was taken before a later one but
+        committed after it is seen at that check's next write, one interval late."""
         rows = await self._run(
             _fetch,
             "SELECT seq, check_name, type, status, message, facts, duration_seconds,"
