@@ -189,8 +189,10 @@ def test_peers_watch_each_other_and_a_silent_peer_is_an_incident(tmp_path: Path)
             )
         log_a, log_b = tmp_path / "a.log", tmp_path / "b.log"
         with daemon(tmp_path / "a.yaml", log_a) as a:
+            # A listens before B starts: B's first probes would otherwise meet a port
+            # nobody holds yet and rightly count two failures (seen once in CI).
+            wait_ready(base_a, a, log_a)
             with daemon(tmp_path / "b.yaml", log_b) as b:
-                wait_ready(base_a, a, log_a)
                 wait_ready(base_b, b, log_b)
                 wait_until(lambda: peer_up(base_a, series_a) == 1.0, 10, "A sees B up")
                 wait_until(lambda: peer_up(base_b, series_b) == 1.0, 10, "B sees A up")
