@@ -76,6 +76,7 @@ class Agent:
         self.history = HistoryComponent(self)
         self.fleet = FleetComponent(self)
         self.fleet.agent_listeners.append(self.alerting.service.observe_agents)
+        self.alerting.service.results_listeners.append(self.fleet.absorb)
         self.components: list[Component] = [
             self.alerting,
             self.drills,
@@ -207,6 +208,12 @@ class Agent:
             log.error("rolling back a failed reload failed", extra={"error": _reason(exc)})
 
     # -- state for readers -----------------------------------------------------
+    async def fresh_view(self) -> None:
+        """In a fleet: what the other agents ran and what the engine holder committed,
+        read now if older than a couple of seconds, for a request that reads them."""
+        await self.fleet.fresh()
+        await self.alerting.service.follow()
+
     def readiness_problems(self) -> list[str]:
         problems = []
         store = self.shared_store or self.store

@@ -91,15 +91,22 @@ class FleetView:
 
 
 class FleetComponent:
-    def __init__(self, host: Host, version: str = __version__) -> None:
+    def __init__(
+        self,
+        host: Host,
+        version: str = __version__,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.host = host
+        self.monotonic = monotonic
         self.version = version
         self.config_hash = config_hash(host.config)
         self.started_at = time.time()
         self.view = FleetView()
         self._reported: tuple[list[str], list[str]] = ([], [])
         self._task: asyncio.Task[None] | None = None
-        self._results_task: asyncio.Task[None] | None = None
+        self._read_lock = asyncio.Lock()
+        self._read_at = -READ_EVERY  # monotonic time of the last read of others' results
         self._wake = asyncio.Event()
         self._results_seq = 0  # the newest result of another agent this one has read
         self._local: frozenset[str] | None = None  # the checks this agent runs now
@@ -122,14 +129,12 @@ class FleetComponent:
             return
         await self.refresh()
         self._task = asyncio.create_task(self._renew_forever(), name="fleet-membership")
-        self._results_task = asyncio.create_task(self._read_forever(), name="fleet-results")
 
     async def stop(self) -> None:
-        for task in (self._task, self._results_task):
-            if task is not None:
-                task.cancel()
-                await asyncio.gather(task, return_exceptions=True)
-        self._task = self._results_task = None
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+        self._task = None
         store = self.host.shared_store
         if store is not None:
             with contextlib.suppress(Exception):  # a store that is gone lets the lease lapse
@@ -240,7 +245,7 @@ class FleetComponent:
         follows failures_before_alert like any other result."""
         book = self.host.book
         holding = self.holding()
-        now, mono = time.time(), time.monotonic()
+        now, mono = time.time(), self.monotonic()
         orphans = self._placement(self.host.config.checks)[1]
         for name, reason in orphans.items():
             state = book.states.get(name)
@@ -276,20 +281,31 @@ class FleetComponent:
                 out[name] = ("critical", f"agent {name} has not renewed its lease since {since}")
         return out
 
-    async def _read_forever(self) -> None:
-        """Other agents' results, for this agent's view of the whole fleet."""
-        while True:
-            await self.read_results()
-            await asyncio.sleep(READ_EVERY)
+    async def fresh(self) -> None:
+        """Bring the view of the other agents' results up to date before someone reads
+        it (the web layer asks before each read), at most every READ_EVERY seconds.
 
-    async def read_results(self) -> None:
+        Nothing else in an agent uses other agents' results: the engine holder reads
+        them for its engine (and hands the rows here), so an agent nobody reads costs
+        the store nothing. Read every 2 s by every agent, each result was fetched by
+        every agent of the fleet: most of the fleet's CPU beyond probing."""
         store = self.host.shared_store
-        if store is None:
+        if store is None or self.holding() or self.monotonic() - self._read_at < READ_EVERY:
             return
-        try:
-            self._results_seq, rows = await store.fleet_results(self._results_seq, store.agent)
-        except Exception:  # the store's health is watched and reported elsewhere
-            return
+        async with self._read_lock:
+            if self.monotonic() - self._read_at < READ_EVERY:
+                return  # another request read them while this one waited
+            self._read_at = self.monotonic()  # a failing store is tried again later
+            try:
+                seq, rows = await store.fleet_results(self._results_seq, store.agent)
+            except Exception:  # the store's health is watched and reported elsewhere
+                return
+            self.absorb(seq, rows)
+
+    def absorb(self, seq: int, rows: list[dict[str, Any]]) -> None:
+        """Rows of other agents' results up to `seq` (as PostgresStore.fleet_results
+        gives them), into this agent's result book."""
+        self._results_seq = max(self._results_seq, seq)
         local = self._local or frozenset()
         for row in rows:
             if row["name"] in local:

@@ -1,11 +1,14 @@
 """The HTTP application: /metrics, health, reload, the status page, and the
 routes of agent/web/alerting.py, readiness.py and signals.py.
 
-Handlers only read state, or send commands through the host's methods.
+Handlers only read state, or send commands through the host's methods. In a fleet
+a read first brings the agent's view of the others up to date (`fresh_view`).
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
@@ -34,6 +37,30 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("vaktpost.web")
 AGENT_KEY: web.AppKey[WebHost] = web.AppKey("agent")
+# A read waits at most this long for a fleet agent's view to be brought up to date:
+# a store that does not answer must not hold /metrics or the console; they are then
+# served from memory, and the read finishes in the background.
+VIEW_WAIT = 1.0
+# Reads that show nothing of the fleet's results or incidents.
+OWN_READS = ("/healthz", "/readyz", "/api/v1/push/")
+
+
+@web.middleware
+async def fresh_view(
+    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+) -> web.StreamResponse:
+    if request.method in ("GET", "HEAD") and not request.path.startswith(OWN_READS):
+        read = asyncio.ensure_future(_fresh_view(agent_of(request)))
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(asyncio.shield(read), VIEW_WAIT)
+    return await handler(request)
+
+
+async def _fresh_view(agent: WebHost) -> None:
+    try:
+        await agent.fresh_view()
+    except Exception:  # the read is an extra: the answer comes from memory then
+        log.exception("reading the fleet's view failed")
 
 
 @web.middleware
@@ -135,7 +162,7 @@ def build_app(agent: WebHost, extra_routes: list[web.RouteDef] | None = None) ->
     """The agent's own routes plus `extra_routes` (the daemon passes part_routes)."""
     app = web.Application(
         client_max_size=MAX_BODY,
-        middlewares=[errors_as_json],
+        middlewares=[errors_as_json, fresh_view],
         handler_args={"keepalive_timeout": KEEPALIVE_TIMEOUT},
     )
     app[AGENT_KEY] = agent

@@ -58,6 +58,9 @@ class StubAgent:
     def check_results_json(self) -> list[dict[str, Any]]:
         return []
 
+    async def fresh_view(self) -> None:
+        pass  # alone: nothing to read
+
 
 class Server:
     def __init__(self, url: str, clock: Clock, guard: LoginGuard) -> None:
