@@ -77,6 +77,7 @@ class Agent:
         self.fleet = FleetComponent(self)
         self.fleet.agent_listeners.append(self.alerting.service.observe_agents)
         self.alerting.service.results_listeners.append(self.fleet.absorb)
+        self.fleet.members_listeners.append(self.alerting.service.observe_members)
         self.components: list[Component] = [
             self.alerting,
             self.drills,

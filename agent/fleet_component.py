@@ -90,6 +90,13 @@ class FleetView:
     error: str = ""
 
 
+def _tell(listener: Callable[..., None], *args: Any) -> None:
+    try:
+        listener(*args)
+    except Exception:  # one listener's bug must not stop membership
+        log.exception("a fleet listener failed")
+
+
 class FleetComponent:
     def __init__(
         self,
@@ -118,6 +125,9 @@ class FleetComponent:
         self._orphan_recorded: dict[str, float] = {}  # check -> monotonic time recorded
         # Told every refresh: agent name -> (status, message), for the engine holder.
         self.agent_listeners: list[Callable[[dict[str, tuple[str, str]]], None]] = []
+        # Told every believed look at the members: (member rows, the database's now),
+        # for the delivery placement, which would otherwise read the same rows itself.
+        self.members_listeners: list[Callable[[list[dict[str, Any]], float], None]] = []
 
     @property
     def lease(self) -> float:
@@ -161,11 +171,9 @@ class FleetComponent:
         if store is None:
             return
         try:
-            await store.publish_member(
+            members, holder, now = await store.heartbeat(
                 self.version, self.config_hash, len(self.host.runtime.checks), self.lease
             )
-            members = await store.members()
-            holder = await store.lease_holder()
         except Exception as exc:  # the store's own health is reported by StoreCollector
             # Keep running what this agent ran: the others cannot be seen to move. At
             # start, with no view yet, it runs what it may as if alone: probing goes on.
@@ -184,10 +192,9 @@ class FleetComponent:
         self._mark_orphans()
         verdicts = self.agent_verdicts()
         for listener in self.agent_listeners:
-            try:
-                listener(verdicts)
-            except Exception:  # one listener's bug must not stop membership
-                log.exception("a fleet listener failed")
+            _tell(listener, verdicts)
+        for members_listener in self.members_listeners:
+            _tell(members_listener, members, now)
 
     # -- check assignment ---------------------------------------------------------------
     def live_names(self) -> list[str]:

@@ -17,14 +17,12 @@ Alone (no agent.store) there is no placement: one agent delivers every channel.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Callable, Iterable, Mapping
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 from prometheus_client.core import GaugeMetricFamily
 
-from agent.state.fleet import LeaseGrace
 from alerting.channels.base import ChannelConfig
 from core.placement import may_run
 
@@ -33,12 +31,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("vaktpost.outbox")
 HAND_OVER_BATCH = 500  # rows handed over per channel per look
-
-
-class MemberSource(Protocol):
-    async def members(self) -> list[dict[str, Any]]: ...
-
-    async def now(self) -> float: ...
 
 
 class DeliveryPlacement:
@@ -146,26 +138,6 @@ async def hand_over_overdue(placement: DeliveryPlacement, outbox: Outbox) -> int
             await outbox.hand_over(name, config, rows, outbox.clock(), reason)
             handed += len(rows)
     return handed
-
-
-async def watch_forever(
-    placement: DeliveryPlacement, store: MemberSource, outbox: Callable[[], Outbox | None]
-) -> None:
-    """Look at the members a few times a lease; hand over what waited long enough."""
-    grace = LeaseGrace()
-    while True:
-        current = outbox()
-        if current is not None:
-            try:
-                members = await store.members()
-                now = await store.now()
-            except Exception:
-                grace.failed()  # reported elsewhere; keep the last view
-            else:
-                if grace.answered(placement.lease()):
-                    placement.observe(members, now, current.configs)
-                    await hand_over_overdue(placement, current)
-        await asyncio.sleep(min(5.0, max(0.5, placement.lease() / 3)))
 
 
 def undeliverable_metric(placement: Placement | None, channels: Iterable[str]) -> GaugeMetricFamily:

@@ -22,7 +22,7 @@ from agent.state.sqlite import Store
 from alerting.acklinks import LinkSigner
 from alerting.channels.interface import Channel
 from alerting.channels.registry import build_channel
-from alerting.delivery_placement import DeliveryPlacement, watch_forever
+from alerting.delivery_placement import DeliveryPlacement, hand_over_overdue
 from alerting.engine import IncidentEngine
 from alerting.forwarding import Forwarder
 from alerting.model import AckReply, Incident, Outcome, Silence
@@ -98,6 +98,8 @@ class AlertingService:
         self._follow_lock = asyncio.Lock()
         self._followed_at = -FOLLOW  # monotonic time of the last read of the holder's state
         self._tracks_read = -FOLLOW_TRACKS
+        self._members: tuple[list[dict[str, Any]], float] | None = None  # see observe_members
+        self._members_seen = asyncio.Event()
         self.fleet_agents: tuple[str, ...] = ()  # every agent the members table knows
         self._renewed = 0.0  # monotonic time of the last successful take/renewal
         # Acks and silences at a non-holder go to the holder through the store.
@@ -528,9 +530,24 @@ class AlertingService:
                 except Exception:  # the view's bug must not stop the engine's reads
                     log.exception("a results listener failed")
 
+    def observe_members(self, members: list[dict[str, Any]], now: float) -> None:
+        """The fleet's members at database time `now`, as the membership read them (only
+        views it believes: none in the lease of grace after a store outage)."""
+        self._members = (members, now)
+        self._members_seen.set()
+
     async def _watch_placement(self) -> None:
-        assert self.placement is not None and self.fleet_store is not None
-        await watch_forever(self.placement, self.fleet_store, lambda: self.outbox)
+        """At each look at the members: who may deliver each channel, and the rows of
+        a channel none of whose agents came back within a lease go to its fallbacks."""
+        assert self.placement is not None
+        while True:
+            await self._members_seen.wait()
+            self._members_seen.clear()
+            outbox = self.outbox
+            if outbox is not None and self._members is not None:
+                members, now = self._members
+                self.placement.observe(members, now, outbox.configs)
+                await hand_over_overdue(self.placement, outbox)
 
     async def _refresh_pending_forever(self) -> None:
         while True:

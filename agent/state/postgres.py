@@ -357,24 +357,16 @@ class PostgresStore:
 
     # -- check results and state -------------------------------------------------------
     async def save_results(self, rows: Iterable[tuple[str, str, dict[str, Any]]]) -> None:
+        # One statement over one JSON array, not one per row nor an array per column:
+        # the flush of a second's results was the largest share of an agent's store
+        # CPU, most of it adapting the Python lists to PostgreSQL arrays.
+        # Facts go as text inside it: a fact may be NaN, which PostgreSQL's JSON refuses.
         batch = [
-            (
-                name,
-                type_,
-                r["status"],
-                r["message"],
-                json.dumps(r["facts"]),
-                r["duration_seconds"],
-                r["finished_at"],
-                self.agent,
-            )
+            {**r, "name": name, "type": type_, "facts": json.dumps(r["facts"])}
             for name, type_, r in rows
         ]
         if batch:
-            # One statement over arrays, not one per row: the flush of a second's
-            # results was the largest share of an agent's store CPU at 3,000 checks.
-            columns = [list(c) for c in zip(*batch, strict=True)]
-            await self._run(_execute, _UPSERT_RESULTS, columns)
+            await self._run(_execute, _UPSERT_RESULTS, (self.agent, json.dumps(batch)))
 
     async def load_results(self) -> dict[str, dict[str, Any]]:
         rows = await self._run(
@@ -649,49 +641,31 @@ class PostgresStore:
         )
 
     async def lease_holder(self) -> dict[str, Any] | None:
-        rows = await self._run(
-            _fetch,
-            "SELECT holder_name, holder, token, extract(epoch FROM expires_at),"
-            " expires_at > now() FROM leases WHERE name=%s",
-            (ENGINE,),
-        )
-        if not rows:
-            return None
-        name, instance, token, expires, live = rows[0]
-        return {
-            "agent": name,
-            "instance": instance,
-            "token": int(token),
-            "expires_at": float(expires),
-            "live": bool(live),
-        }
+        text = await self._run(_fetch_value, f"SELECT ({_HOLDER_JSON})::text", {"lease": ENGINE})
+        return None if text is None else dict(json.loads(text))
 
     async def fleet_results(self, seq: int, exclude_agent: str) -> tuple[int, list[dict[str, Any]]]:
         """Results other agents wrote after `seq`: (the newest seq, rows shaped like
         load_results). For this agent's view of the fleet and the engine holder's
         escalation alike. A write whose number was taken before a later one but
         committed after it is seen at that check's next write, one interval late."""
-        rows = await self._run(
-            _fetch,
-            "SELECT seq, check_name, type, status, message, facts, duration_seconds,"
-            " finished_at, agent FROM check_results WHERE seq > %s AND agent <> %s"
-            " ORDER BY seq",
-            (seq, exclude_agent),
-        )
-        top = max([seq, *(int(r[0]) for r in rows)])
-        return top, [
-            {
-                "name": r[1],
-                "type": r[2],
-                "status": r[3],
-                "message": r[4],
-                "facts": json.loads(r[5]),
-                "duration_seconds": r[6],
-                "finished_at": r[7],
-                "agent": r[8],
-            }
-            for r in rows
-        ]
+        # As one JSON text (decoded at once) rather than rows of typed columns: the
+        # engine holder reads every other agent's results every second.
+        top, text = (
+            await self._run(
+                _fetch,
+                "SELECT max(seq), coalesce(json_agg(json_build_object('name', check_name,"
+                " 'type', type, 'status', status, 'message', message, 'facts', facts,"
+                " 'duration_seconds', duration_seconds, 'finished_at', finished_at,"
+                " 'agent', agent) ORDER BY seq), '[]')::text"
+                " FROM check_results WHERE seq > %s AND agent <> %s",
+                (seq, exclude_agent),
+            )
+        )[0]
+        rows = json.loads(text)
+        for row in rows:
+            row["facts"] = json.loads(row["facts"])  # text: a fact may be NaN
+        return max(seq, int(top or 0)), rows
 
     async def claim_ids(self, ids: list[int], hold: float = 60.0) -> set[int]:
         """Claim these pending rows for this process (FOR UPDATE SKIP LOCKED, like
@@ -710,49 +684,42 @@ class PostgresStore:
         return {int(r[0]) for r in rows}
 
     # -- membership ----------------------------------------------------------------------
-    async def publish_member(self, version: str, config_hash: str, checks: int, ttl: float) -> None:
-        """This process's row in fleet_agents, live for `ttl` seconds of database time;
-        rows lapsed for a day are dropped (a lapsed agent stays visible until then)."""
-
-        await self._run(
-            _execute,
-            "INSERT INTO fleet_agents(instance, name, version, config_hash, checks,"
-            " seen_at, expires_at) VALUES (%s, %s, %s, %s, %s, now(),"
-            " now() + make_interval(secs => %s)) ON CONFLICT (instance) DO UPDATE SET"
-            " version=excluded.version, config_hash=excluded.config_hash,"
-            " checks=excluded.checks, seen_at=now(), expires_at=excluded.expires_at",
-            (self.instance, self.agent, version, config_hash, checks, ttl),
+    async def heartbeat(
+        self, version: str, config_hash: str, checks: int, ttl: float
+    ) -> tuple[list[dict[str, Any]], dict[str, Any] | None, float]:
+        """Renew this process's row in fleet_agents (live for `ttl` seconds of database
+        time) and read the fleet: (every member row, live or lapsed, this one as just
+        written; the engine lease's holder or None; the database's now). One statement:
+        three round trips every third of a lease were a fixed share of every agent's
+        CPU. Rows lapsed for a day are dropped (a lapsed agent stays visible until then).
+        """
+        text = await self._run(
+            _fetch_value,
+            _HEARTBEAT,
+            {
+                "instance": self.instance,
+                "name": self.agent,
+                "version": version,
+                "config_hash": config_hash,
+                "checks": checks,
+                "ttl": ttl,
+                "lease": ENGINE,
+            },
         )
         if time.monotonic() - self._swept_at >= 600.0:  # a day's lapse: no hurry
             await self._run(
                 _execute, "DELETE FROM fleet_agents WHERE expires_at < now() - interval '1 day'", ()
             )
             self._swept_at = time.monotonic()
+        fleet = json.loads(text)
+        return list(fleet["members"]), fleet["holder"], float(fleet["now"])
 
     async def members(self) -> list[dict[str, Any]]:
         """Every agent row, live or lapsed, with the database's now for comparisons."""
-        rows = await self._run(
-            _fetch,
-            "SELECT instance, name, version, config_hash, checks,"
-            " extract(epoch FROM started_at), extract(epoch FROM seen_at),"
-            " extract(epoch FROM expires_at), expires_at > now()"
-            " FROM fleet_agents ORDER BY name, started_at",
-            (),
+        text = await self._run(
+            _fetch_value, f"SELECT ({_MEMBERS_JSON.format(rows='fleet_agents')})::text", ()
         )
-        return [
-            {
-                "instance": r[0],
-                "name": r[1],
-                "version": r[2],
-                "config_hash": r[3],
-                "checks": int(r[4]),
-                "started_at": float(r[5]),
-                "seen_at": float(r[6]),
-                "expires_at": float(r[7]),
-                "live": bool(r[8]),
-            }
-            for r in rows
-        ]
+        return list(json.loads(text))
 
     async def leave(self) -> None:
         """At a clean stop: the fleet need not wait out this agent's lease."""
@@ -873,10 +840,44 @@ _CLAIMER_LAPSED = (
     " WHERE f.instance = outbox.claimed_by AND f.expires_at < now())"
 )
 _ROW = "id, dedup_key, channel, incident_id, kind, payload, attempts, next_attempt_at, created_at"
+# The fleet's members and the engine lease's holder as JSON, for heartbeat and its
+# readers: one text value to decode instead of a row of typed columns per agent.
+_MEMBERS_JSON = (
+    "SELECT coalesce(json_agg(json_build_object('instance', instance, 'name', name,"
+    " 'version', version, 'config_hash', config_hash, 'checks', checks,"
+    " 'started_at', extract(epoch FROM started_at), 'seen_at', extract(epoch FROM seen_at),"
+    " 'expires_at', extract(epoch FROM expires_at), 'live', expires_at > now())"
+    " ORDER BY name, started_at), '[]') FROM {rows}"
+)
+_HOLDER_JSON = (
+    "SELECT json_build_object('agent', holder_name, 'instance', holder, 'token', token,"
+    " 'expires_at', extract(epoch FROM expires_at), 'live', expires_at > now())"
+    " FROM leases WHERE name=%(lease)s"
+)
+# The statement's snapshot does not see its own upsert: the members are the others'
+# rows plus the one it returns.
+_HEARTBEAT = (
+    "WITH me AS (INSERT INTO fleet_agents(instance, name, version, config_hash, checks,"
+    " seen_at, expires_at) VALUES (%(instance)s, %(name)s, %(version)s, %(config_hash)s,"
+    " %(checks)s, now(), now() + make_interval(secs => %(ttl)s)) ON CONFLICT (instance)"
+    " DO UPDATE SET version=excluded.version, config_hash=excluded.config_hash,"
+    " checks=excluded.checks, seen_at=now(), expires_at=excluded.expires_at"
+    " RETURNING instance, name, version, config_hash, checks, started_at, seen_at,"
+    " expires_at)"
+    " SELECT json_build_object('now', extract(epoch FROM now()), 'members', ("
+    + _MEMBERS_JSON.format(
+        rows="(SELECT instance, name, version, config_hash, checks, started_at, seen_at,"
+        " expires_at FROM fleet_agents WHERE instance <> %(instance)s UNION ALL"
+        " SELECT * FROM me) AS m"
+    )
+    + f"), 'holder', ({_HOLDER_JSON}))::text"
+)
 _UPSERT_RESULTS = (
     "INSERT INTO check_results(check_name, type, status, message, facts, duration_seconds,"
-    " finished_at, agent) SELECT * FROM unnest(%s::text[], %s::text[], %s::text[],"
-    " %s::text[], %s::text[], %s::float8[], %s::float8[], %s::text[])"
+    " finished_at, agent) SELECT r.name, r.type, r.status, r.message, r.facts,"
+    " r.duration_seconds, r.finished_at, %s FROM json_to_recordset(%s::json) AS r(name text,"
+    " type text, status text, message text, facts text, duration_seconds float8,"
+    " finished_at float8)"
     " ON CONFLICT (check_name) DO UPDATE SET type=excluded.type, status=excluded.status,"
     " message=excluded.message, facts=excluded.facts,"
     " duration_seconds=excluded.duration_seconds, finished_at=excluded.finished_at,"

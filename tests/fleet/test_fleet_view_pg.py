@@ -150,3 +150,24 @@ async def test_a_store_that_fails_leaves_the_view_as_it_was(fleet: Fleet) -> Non
     fleet.clock.now += READ_EVERY
     await fleet.view.fresh()  # no exception: the store's health is reported elsewhere
     assert shown(fleet.view, "web") == (Status.CRITICAL, "refused", "srv-a")
+
+
+async def test_results_with_odd_facts_and_text_cross_the_store(fleet: Fleet) -> None:
+    """Results cross the store as JSON: facts that JSON cannot say (NaN, infinity) and
+    text that needs escaping arrive as they left."""
+    result = {
+        "status": "warning",
+        "message": 'quote " backslash \\ åäö\nnew line',
+        "facts": {"ratio": float("nan"), "left": float("inf"), "n": 3.0},
+        "duration_seconds": 0.25,
+        "finished_at": 1764601234.125,
+    }
+    await fleet.writer.save_results([("web", "tcp", result)])
+    _, rows = await fleet.reader.fleet_results(0, "srv-b")
+    (row,) = rows
+    assert row["message"] == result["message"] and row["agent"] == "srv-a"
+    assert row["facts"]["left"] == float("inf") and row["facts"]["n"] == 3.0
+    assert row["facts"]["ratio"] != row["facts"]["ratio"]  # NaN
+    assert (row["duration_seconds"], row["finished_at"]) == (0.25, 1764601234.125)
+    stored = (await fleet.reader.load_results())["web"]
+    assert stored["message"] == result["message"] and stored["facts"]["n"] == 3.0
