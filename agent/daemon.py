@@ -99,8 +99,9 @@ class Agent:
         await self.store.open(recover=True, verify=(read_state,))
         self.store.start_probe()
         if self.shared_store is not None:
+            # No probe of its own: the fleet's heartbeat (agent/fleet_component.py) writes
+            # to it every third of a lease, and its outcome sets the store's health.
             await self.shared_store.open()
-            self.shared_store.start_probe()
         self.metrics.registry.register(StoreCollector(self.shared_store or self.store))
         self.book.listeners.append(self._mark_dirty)
         # In a fleet nothing runs until membership says which checks are this agent's.

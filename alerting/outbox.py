@@ -162,7 +162,8 @@ class Outbox:
             if channel is None or name == channel:
                 event.set()
 
-    async def refresh_pending(self) -> None:
+    async def refresh_pending(self) -> dict[str, int]:
+        """Re-read the pending counts; returns them (by channel, removed ones too)."""
         counts = await self.store.pending_counts()
         self.pending = {name: counts.get(name, 0) for name in {*self.channels, *counts}}
         if self.claim is not None:
@@ -170,6 +171,7 @@ class Outbox:
             for name, count in counts.items():
                 if count:
                     self.wake(name)
+        return counts
 
     async def settle_removed(self, fallbacks_of: Mapping[str, tuple[str, ...]]) -> int:
         """Rows pending for channels not configured any more: no lane will ever take them.

@@ -551,11 +551,15 @@ class AlertingService:
 
     async def _refresh_pending_forever(self) -> None:
         while True:
-            if self.outbox is not None:
+            outbox = self.outbox
+            if outbox is not None:
+                try:
+                    counts = await outbox.refresh_pending()
+                except Exception:  # the store's health is watched and reported elsewhere
+                    counts = {}
                 # Also catches rows an in-flight engine outcome queued for a removed channel.
-                await self._settle_removed()
-                with contextlib.suppress(Exception):
-                    await self.outbox.refresh_pending()
+                if set(counts) - set(outbox.channels):
+                    await self._settle_removed()
             # In a fleet every agent polls the shared store: its pending counts (a
             # metric) need not be as fresh as the queries cost.
             await asyncio.sleep(2.0 if self.fleet_store is None else 5.0)

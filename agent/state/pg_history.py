@@ -18,6 +18,7 @@ from typing import Any
 from psycopg import AsyncConnection
 
 from agent.state.interface import IncidentSpan, ack_entry
+from agent.state.pg_statements import fetch as _fetch
 from agent.state.postgres import ENGINE, PostgresStore
 
 Conn = AsyncConnection[Any]
@@ -173,11 +174,6 @@ async def _prune(conn: Conn, before: float, instance: str) -> dict[str, int]:
         cur = await conn.execute(sql, args)
         counts[table] = cur.rowcount
     return counts
-
-
-async def _fetch(conn: Conn, sql: str, args: Any) -> list[tuple[Any, ...]]:
-    cur = await conn.execute(sql, args)
-    return await cur.fetchall()
 
 
 async def _executemany(conn: Conn, sql: str, rows: list[Any]) -> None:

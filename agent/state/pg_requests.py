@@ -15,6 +15,9 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from agent.state.interface import dumps
+from agent.state.pg_statements import execute as _execute
+from agent.state.pg_statements import fetch as _fetch
+from agent.state.pg_statements import fetch_value as _fetch_value
 
 if TYPE_CHECKING:
     from psycopg import AsyncConnection
@@ -81,11 +84,15 @@ class RequestQueue:
         """The holder takes the queued requests still wanted, oldest first; those past
         their time are cancelled (their askers have answered 503 already)."""
 
+        # Most looks find nothing: one read on the partial index, outside a transaction
+        # (BEGIN and COMMIT around it were two more round trips twice a second).
+        queued = await self.store.run(
+            _fetch_value, "SELECT EXISTS (SELECT 1 FROM requests WHERE state='queued')", ()
+        )
+        if not queued:
+            return []
+
         async def write(conn: AsyncConnection[Any]) -> list[Request]:
-            # Most looks find nothing: a read on the partial index, no write.
-            cur = await conn.execute("SELECT 1 FROM requests WHERE state='queued' LIMIT 1")
-            if await cur.fetchone() is None:
-                return []
             await conn.execute(
                 "UPDATE requests SET state='cancelled', answered_at=now()"
                 " WHERE state='queued' AND expires_at <= now()"
@@ -136,12 +143,3 @@ class RequestQueue:
             (incident_id,),
         )
         return json.loads(rows[0][0]) if rows else None
-
-
-async def _fetch(conn: AsyncConnection[Any], sql: str, args: Any) -> list[tuple[Any, ...]]:
-    cur = await conn.execute(sql, args)
-    return await cur.fetchall() if cur.description else []
-
-
-async def _execute(conn: AsyncConnection[Any], sql: str, args: Any) -> None:
-    await conn.execute(sql, args)

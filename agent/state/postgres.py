@@ -39,6 +39,10 @@ from agent.state.interface import (
     dumps,
     in_time_order,
 )
+from agent.state.pg_statements import ONE_STATEMENT as _ONE_STATEMENT
+from agent.state.pg_statements import execute as _execute
+from agent.state.pg_statements import fetch as _fetch
+from agent.state.pg_statements import fetch_value as _fetch_value
 from agent.state.postgres_errors import FencedError, PostgresStoreError
 from alerting.model import CheckTrack, EngineState, Incident, Outcome, Silence
 
@@ -793,24 +797,6 @@ async def _read_state(conn: AsyncConnection[Any]) -> EngineState:
 
 async def _probe_write(conn: AsyncConnection[Any]) -> None:
     await conn.execute(_UPSERT_META, ("store_probe", repr(time.time())))
-
-
-async def _fetch(conn: AsyncConnection[Any], sql: str, args: Any) -> list[tuple[Any, ...]]:
-    cur = await conn.execute(sql, args)
-    return await cur.fetchall() if cur.description else []
-
-
-async def _fetch_value(conn: AsyncConnection[Any], sql: str, args: Any) -> Any:
-    rows = await _fetch(conn, sql, args)
-    return rows[0][0]
-
-
-async def _execute(conn: AsyncConnection[Any], sql: str, args: Any) -> None:
-    await conn.execute(sql, args)
-
-
-# Helpers that send exactly one statement (see PostgresStore._run).
-_ONE_STATEMENT = frozenset({_fetch, _fetch_value, _execute})
 
 
 def _held_failure(exc: BaseException) -> bool:
