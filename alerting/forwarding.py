@@ -48,6 +48,7 @@ class Holder(Protocol):
     """What the forwarder needs of the alerting service (alerting/service.py)."""
 
     holding: bool
+    held: asyncio.Event  # set while holding
     engine: IncidentEngine | None
 
     async def acknowledge(
@@ -159,6 +160,7 @@ class Forwarder:
         assert queue is not None
         pruned = time.monotonic()
         while True:
+            await self.service.held.wait()
             await asyncio.sleep(SERVE_EVERY)
             if not self.service.holding:
                 continue

@@ -84,6 +84,9 @@ class AlertingService:
         self.link_signer: LinkSigner | None = None
         # In a fleet only the engine lease's holder runs the engine; alone, always.
         self.fleet_store = None if isinstance(store, Store) else store
+        # Set while this agent holds the engine lease: the holder's loops wait on it
+        # instead of waking a few times a second in every other agent for nothing.
+        self.held = asyncio.Event()
         self.holding = self.fleet_store is None
         # In a fleet: which channels this agent delivers (their run_on); alone: all.
         self.placement = (
@@ -104,6 +107,18 @@ class AlertingService:
         self._renewed = 0.0  # monotonic time of the last successful take/renewal
         # Acks and silences at a non-holder go to the holder through the store.
         self.forwarding = Forwarder(self, self.fleet_store)
+
+    @property
+    def holding(self) -> bool:
+        """Whether this agent runs the engine: always alone; in a fleet, the holder."""
+        return self.held.is_set()
+
+    @holding.setter
+    def holding(self, value: bool) -> None:
+        if value:
+            self.held.set()
+        else:
+            self.held.clear()
 
     # -- lifecycle --------------------------------------------------------------------
     async def start(self) -> None:
@@ -385,6 +400,7 @@ class AlertingService:
 
     async def _tick_forever(self) -> None:
         while True:
+            await self.held.wait()
             await asyncio.sleep(TICK)
             if self.engine is not None and self.holding:
                 self.enqueue(self.engine.tick(self.clock()))
@@ -514,6 +530,7 @@ class AlertingService:
         store = self.fleet_store
         assert store is not None
         while True:
+            await self.held.wait()
             await asyncio.sleep(1.0)
             if not self.holding or self.engine is None:
                 continue

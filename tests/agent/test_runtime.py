@@ -12,7 +12,7 @@ import pytest
 from agent.configload import load_config_text
 from agent.results import ResultBook
 from agent.runner import Runner
-from agent.runtime import Runtime, dependency_order, start_offset
+from agent.runtime import SLOTS_PER_INTERVAL, Runtime, dependency_order, slot_width, start_offset
 from checks.base import CheckConfig, CheckContext, CheckResult, Status, critical, ok
 from tests.helpers import async_wait_until
 
@@ -119,6 +119,29 @@ def test_dependency_order_levels() -> None:
         for n, d in [("app", ["db", "switch"]), ("db", ["switch"]), ("switch", []), ("mem", [])]
     ]
     assert dependency_order(configs) == [["mem", "switch"], ["db"], ["app"]]
+
+
+async def test_an_interval_has_a_bounded_number_of_scheduler_jobs(tmp_path: Path) -> None:
+    """Each job firing wakes the process (~0.5 ms of CPU): 3,000 checks at 60 s share
+    at most SLOTS_PER_INTERVAL jobs, not 600 of 100 ms, and each check starts within
+    one slot before its own offset; short intervals keep 100 ms slots."""
+    lines = [f"  - {{name: c{i}, type: memory, interval: 60s}}" for i in range(3000)]
+    lines += [f"  - {{name: f{i}, type: memory, interval: 1s}}" for i in range(50)]
+    config = load_config_text("checks:\n" + "\n".join(lines) + "\n", "t.yaml", env={})
+    runtime = Runtime(ResultBook(), CheckContext(tmp_path, "t"), 10)
+    runtime.apply(config.checks)
+    try:
+        jobs = runtime._scheduler.get_jobs()
+        minute = [j for j in jobs if j.id.startswith("every-60.0s/")]
+        second = [j for j in jobs if j.id.startswith("every-1.0s/")]
+        assert len(minute) == SLOTS_PER_INTERVAL and 0 < len(second) <= 10
+        assert slot_width(60.0) == 0.5 and slot_width(1.0) == 0.1
+        for name in ("c0", "c1234", "c2999"):
+            offset = start_offset(name, 60.0)
+            slot = int(runtime._slot_of[name].rsplit("-", 1)[1])
+            assert slot * 0.5 <= offset < (slot + 1) * 0.5
+    finally:
+        await runtime.stop(grace=1)
 
 
 async def test_runtime_schedules_and_reload_keeps_history(tmp_path: Path) -> None:
