@@ -5,12 +5,11 @@ next step delivered."""
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 from tests.agent.state.pg_fixtures import PG_BIN
-from tests.helpers import ROOT, skip_or_fail
+from tests.bench.bench_run import run_bench
+from tests.helpers import skip_or_fail
 
 FLEET = ("srv-a", "srv-b", "srv-c")
 QUICK = ("--quick", "--checks", "12")
@@ -20,15 +19,7 @@ def test_quick_fleet_bench_measures_both_sides_and_a_failover(tmp_path: Path) ->
     if not (PG_BIN / "initdb").exists():
         skip_or_fail(f"PostgreSQL 15 is not installed ({PG_BIN}; Debian package postgresql)")
     out = tmp_path / "fleet.json"
-    run = subprocess.run(
-        [sys.executable, str(ROOT / "bench" / "fleet.py"), *QUICK, "--json", str(out)],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-        cwd=ROOT,
-    )
-    assert run.returncode == 0, run.stdout + run.stderr
+    run = run_bench("fleet.py", *QUICK, "--json", str(out))
     assert "CPU per result, agents + database" in run.stdout
     figures = json.loads(out.read_text())
     window = figures["window"]

@@ -4,22 +4,12 @@ agent/runtime.py cannot rot: four cases, each with its cost per wake-up."""
 from __future__ import annotations
 
 import re
-import subprocess
-import sys
 
-from tests.helpers import ROOT
+from tests.bench.bench_run import run_bench
 
 
 def test_the_wakeup_bench_measures_four_cases() -> None:
-    run = subprocess.run(
-        [sys.executable, str(ROOT / "bench" / "wakeups.py"), "--seconds", "0.5", "--settle", "0.2"],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-        cwd=ROOT,
-    )
-    assert run.returncode == 0, run.stdout + run.stderr
+    run = run_bench("wakeups.py", "--seconds", "0.5", "--settle", "0.2")
     rows = re.findall(
         r"^(asyncio call_at \+ task|APScheduler job)\s+(\d+)\s+[\d.]+%\s+(\d+) us$",
         run.stdout,
