@@ -28,8 +28,11 @@ agent:
     users:
       ops: {{password_hash: "{hashed}", role: operator}}
       viewer: {{password_hash: "{hashed}", role: viewer}}
-  # Seconds instead of days, so the reminders arrive during the test.
-  significant: {{early_warning: 2s, notification: 3s, final_report: 1h}}
+  # Seconds instead of days, so the reminders arrive during the test; long enough
+  # that the 90 % and 100 % points of a stage (0.6 s apart here) never fall into
+  # one escalation tick (0.25 s), which sends the later of them alone, by design:
+  # with 2 s they were 0.2 s apart and CI once saw five reminders.
+  significant: {{early_warning: 6s, notification: 8s, final_report: 1h}}
   compliance_notify: [compliance]
 channels:
   oncall: {{type: log, default: true}}
@@ -103,8 +106,12 @@ def test_operator_marks_significant_reminders_go_out_stages_are_reported(
         ]
 
         # 50 %, 90 % and the deadline of both short stages: six reminders, each delivered.
-        wait_until(lambda: len(compliance_deliveries(agent, incident)) >= 6, 20, "reminders")
-        assert all(e["outcome"] == "delivered" for e in compliance_deliveries(agent, incident))
+        # Waited for whole: the timeline shows a queued reminder before it is sent.
+        def delivered() -> list[str] | None:
+            outcomes = [e["outcome"] for e in compliance_deliveries(agent, incident)]
+            return outcomes if len(outcomes) >= 6 and set(outcomes) == {"delivered"} else None
+
+        wait_until(delivered, 30, "six reminders, each delivered")
         metrics = agent.get("/metrics")[1].decode()
         assert (
             f'vaktpost_significant_overdue{{incident="{incident}",stage="early_warning"}} 1.0'
