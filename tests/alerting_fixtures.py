@@ -7,6 +7,7 @@ import contextlib
 import socket
 import threading
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -27,6 +28,49 @@ from tests.helpers import vaktpost_cmd as vaktpost_cmd
 
 wait_for = wait_until
 async_wait_for = async_wait_until
+
+# One failing check on one system, escalated over `steps` to a webhook: the config
+# of the process-level escalation tests (restarts, kill -9, stores, fleets).
+LADDER_CONFIG = """
+agent:
+  name: {name}
+  listen: 127.0.0.1:{port}
+  state_dir: {state}
+{agent_extra}  defaults: {{interval: 0.2s, timeout: 0.5s, failures_before_alert: 2}}
+channels:
+  hook: {{type: webhook, url: "{hook}", concurrency: 1}}
+checks:
+  - {{name: app, type: tcp, host: 127.0.0.1, port: {closed}}}
+departments:
+  - id: dept
+    systems: [{{id: app, checks: [app]}}]
+{repeat}    escalation:
+{ladder}
+"""
+
+
+def ladder_config(
+    *,
+    name: str,
+    port: int,
+    state: Path,
+    hook: str,
+    closed: int,
+    steps: Sequence[float] = (0.0,),
+    repeat: float | None = None,
+    agent_extra: Sequence[str] = (),
+) -> str:
+    """LADDER_CONFIG filled in; `agent_extra` are more `agent:` lines (store, fleet)."""
+    return LADDER_CONFIG.format(
+        name=name,
+        port=port,
+        state=state,
+        hook=hook,
+        closed=closed,
+        agent_extra="".join(f"  {line}\n" for line in agent_extra),
+        repeat=f"    repeat: {repeat}s\n" if repeat else "",
+        ladder="\n".join(f"      - {{after: {s}s, notify: [hook]}}" for s in steps),
+    )
 
 
 BASE_YAML = """

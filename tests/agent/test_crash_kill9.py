@@ -14,29 +14,12 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from tests.alerting_fixtures import ThreadedReceiver
+from tests.alerting_fixtures import ThreadedReceiver, ladder_config
 from tests.helpers import ROOT, free_port, vaktpost_cmd, wait_until
 
 STEPS = 10
 SPACING = 3.0  # seconds between steps: the escalation spans ~27 s
 KILLS = 20
-
-CONFIG = """
-agent:
-  name: crash
-  listen: 127.0.0.1:{port}
-  state_dir: {state}
-  defaults: {{interval: 0.2s, timeout: 0.5s, failures_before_alert: 2}}
-channels:
-  hook: {{type: webhook, url: "{hook}", concurrency: 1}}
-checks:
-  - {{name: app, type: tcp, host: 127.0.0.1, port: {closed}}}
-departments:
-  - id: dept
-    systems: [{{id: app, checks: [app]}}]
-    escalation:
-{ladder}
-"""
 
 
 def test_kill9_loses_and_repeats_nothing(tmp_path: Path) -> None:
@@ -65,12 +48,17 @@ def test_kill9_loses_and_repeats_nothing(tmp_path: Path) -> None:
 
 
 def run_with_kills(tmp_path: Path, receiver: ThreadedReceiver) -> list[float]:
-    ladder = "\n".join(f"      - {{after: {i * SPACING}s, notify: [hook]}}" for i in range(STEPS))
     cfg = tmp_path / "cfg.yaml"
     state = tmp_path / "state"
+    steps = [i * SPACING for i in range(STEPS)]
     cfg.write_text(
-        CONFIG.format(
-            port=free_port(), state=state, hook=receiver.url, closed=free_port(), ladder=ladder
+        ladder_config(
+            name="crash",
+            port=free_port(),
+            state=state,
+            hook=receiver.url,
+            closed=free_port(),
+            steps=steps,
         )
     )
     rng = random.Random(5)

@@ -13,26 +13,10 @@ from typing import Any
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.alerting_fixtures import ROOT, vaktpost_cmd
+from tests.alerting_fixtures import ROOT, ladder_config, vaktpost_cmd
 from tests.conftest import free_port
 
 AGENT = "fault"
-CONFIG = """
-agent:
-  name: {agent}
-  listen: 127.0.0.1:{port}
-  state_dir: {state}
-  defaults: {{interval: 0.2s, timeout: 0.5s, failures_before_alert: 2}}
-channels:
-  hook: {{type: webhook, url: "{hook}", concurrency: 1}}
-checks:
-  - {{name: app, type: tcp, host: 127.0.0.1, port: {closed}}}
-departments:
-  - id: dept
-    systems: [{{id: app, checks: [app]}}]
-{repeat}    escalation:
-{ladder}
-"""
 
 
 def write_config(
@@ -45,16 +29,9 @@ def write_config(
 ) -> int:
     """Writes the config; returns the agent's port."""
     port = free_port()
-    ladder = "\n".join(f"      - {{after: {s}s, notify: [hook]}}" for s in steps)
     path.write_text(
-        CONFIG.format(
-            agent=AGENT,
-            port=port,
-            state=state,
-            hook=hook,
-            closed=closed,
-            ladder=ladder,
-            repeat=f"    repeat: {repeat}s\n" if repeat else "",
+        ladder_config(
+            name=AGENT, port=port, state=state, hook=hook, closed=closed, steps=steps, repeat=repeat
         )
     )
     return port

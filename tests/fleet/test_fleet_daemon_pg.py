@@ -9,31 +9,10 @@ import time
 from pathlib import Path
 
 from tests.agent.state.pg_fixtures import PgServer
-from tests.alerting_fixtures import ThreadedReceiver
+from tests.alerting_fixtures import ThreadedReceiver, ladder_config
 from tests.helpers import AgentProcess, free_port, wait_until
 
 SPACING = 4.0  # seconds between ladder steps
-
-CONFIG = """
-agent:
-  name: srv-a
-  listen: 127.0.0.1:{port}
-  state_dir: {state}
-  store: "{dsn}"
-  store_password_file: {pwfile}
-  defaults: {{interval: 0.2s, timeout: 0.5s, failures_before_alert: 2}}
-channels:
-  hook: {{type: webhook, url: "{hook}", concurrency: 1}}
-checks:
-  - {{name: app, type: tcp, host: 127.0.0.1, port: {closed}}}
-departments:
-  - id: dept
-    systems: [{{id: app, checks: [app]}}]
-    escalation:
-      - {{after: 0s, notify: [hook]}}
-      - {{after: {s1}s, notify: [hook]}}
-      - {{after: {s2}s, notify: [hook]}}
-"""
 
 
 def test_a_ladder_on_postgresql_is_delivered_and_survives_a_restart(
@@ -46,15 +25,14 @@ def test_a_ladder_on_postgresql_is_delivered_and_survives_a_restart(
     port = free_port()
     with ThreadedReceiver() as receiver:
         cfg.write_text(
-            CONFIG.format(
+            ladder_config(
+                name="srv-a",
                 port=port,
                 state=tmp_path / "state",
-                dsn=dsn,
-                pwfile=pwfile,
                 hook=receiver.url,
                 closed=free_port(),
-                s1=SPACING,
-                s2=2 * SPACING,
+                steps=(0.0, SPACING, 2 * SPACING),
+                agent_extra=(f'store: "{dsn}"', f"store_password_file: {pwfile}"),
             )
         )
         first = AgentProcess(cfg, port=port)

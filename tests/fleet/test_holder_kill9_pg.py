@@ -31,6 +31,7 @@ import psycopg
 from aiohttp import web
 
 from tests.agent.state.pg_fixtures import PgServer
+from tests.alerting_fixtures import ladder_config
 from tests.helpers import AgentProcess, free_port, wait_until
 
 LEASE = 3.0
@@ -41,25 +42,6 @@ MIN_GAP = LEASE + 1.0  # a kill lands after the previous takeover, so lateness n
 RESPONSE_HOLD = 0.4
 EARLY = 0.6  # tick granularity: a step may go out this much before its due time
 LATE = LEASE + 3.0  # a takeover waits out the lease, then ticks and sends
-
-CONFIG = """
-agent:
-  name: {name}
-  listen: 127.0.0.1:{port}
-  state_dir: {state}
-  store: "{dsn}"
-  fleet: {{lease: {lease}s}}
-  defaults: {{interval: 0.2s, timeout: 0.5s, failures_before_alert: 2}}
-channels:
-  hook: {{type: webhook, url: "{hook}", concurrency: 1}}
-checks:
-  - {{name: app, type: tcp, host: 127.0.0.1, port: {closed}}}
-departments:
-  - id: dept
-    systems: [{{id: app, checks: [app]}}]
-    escalation:
-{ladder}
-"""
 
 
 @dataclass
@@ -193,24 +175,20 @@ class Fleet:
     ) -> None:
         self.tmp, self.dsn, self.receiver = tmp, dsn, receiver
         closed = free_port()
-        ladder = "\n".join(
-            f"      - {{after: {i * SPACING}s, notify: [hook]}}" for i in range(steps)
-        )
         self.agents: dict[str, AgentProcess] = {}
         self.instances: dict[int, str] = {}
         self.ports = {name: free_port() for name in ("srv-a", "srv-b", "srv-c")}
         for name, port in self.ports.items():
             cfg = tmp / f"{name}.yaml"
             cfg.write_text(
-                CONFIG.format(
+                ladder_config(
                     name=name,
                     port=port,
                     state=tmp / f"state-{name}",
-                    dsn=dsn,
-                    lease=LEASE,
                     hook=receiver.url,
                     closed=closed,
-                    ladder=ladder,
+                    steps=[i * SPACING for i in range(steps)],
+                    agent_extra=(f'store: "{dsn}"', f"fleet: {{lease: {LEASE}s}}"),
                 )
             )
         for name in self.ports:
