@@ -33,7 +33,7 @@ def parts(envelope: Any) -> dict[str, str]:
 def engine_notices() -> tuple[dict[str, Any], dict[str, Any]]:
     """The firing notice of a real engine (with a code and a link) and its ack notice."""
     engine = IncidentEngine(base_config())
-    engine.ack_link = LinkSigner(b"k" * 32, "https://vaktpost.kommun.example").url
+    engine.ack_link = LinkSigner(b"k" * 32, "http://127.0.0.1:9730").url
     for now in (T0, T0 + 1):
         out = engine.observe("web", "critical", "connection refused", now)
     (firing,) = [n.payload for n in out.notifications]

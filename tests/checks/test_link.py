@@ -92,7 +92,7 @@ async def test_silent_target_named_within_the_link_timeout(targets: Targets) -> 
     ("target", "error"),
     [
         ("ftp://x", "unsupported kind"),
-        ("tcp://host", "tcp targets need a port"),
+        ("tcp://127.0.0.1", "tcp targets need a port"),
         ("dns://127.0.0.1", "dns targets name what to ask"),
         ("dns://[::1]:53/x?type=BOGUS", "record_type"),
         ("tcp:///", "no host"),
