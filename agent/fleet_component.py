@@ -30,6 +30,7 @@ from checks.base import CheckConfig, CheckResult
 from core.humanize import rfc3339
 from core.placement import may_run, owner
 from core.status import Status
+from core.throttle import Throttle
 
 if TYPE_CHECKING:
     from agent.host import Host
@@ -112,8 +113,7 @@ class FleetComponent:
         self.view = FleetView()
         self._reported: tuple[list[str], list[str]] = ([], [])
         self._task: asyncio.Task[None] | None = None
-        self._read_lock = asyncio.Lock()
-        self._read_at = -READ_EVERY  # monotonic time of the last read of others' results
+        self._reads = Throttle(READ_EVERY, monotonic)  # of the other agents' results
         self._wake = asyncio.Event()
         self._results_seq = 0  # the newest result of another agent this one has read
         self._local: frozenset[str] | None = None  # the checks this agent runs now
@@ -296,18 +296,17 @@ class FleetComponent:
         them for its engine (and hands the rows here), so an agent nobody reads costs
         the store nothing. Read every 2 s by every agent, each result was fetched by
         every agent of the fleet: most of the fleet's CPU beyond probing."""
+        if self.host.shared_store is not None and not self.holding():
+            await self._reads.run(self._read_results)
+
+    async def _read_results(self) -> None:
         store = self.host.shared_store
-        if store is None or self.holding() or self.monotonic() - self._read_at < READ_EVERY:
+        assert store is not None
+        try:
+            seq, rows = await store.fleet_results(self._results_seq, store.agent)
+        except Exception:  # the store's health is watched and reported elsewhere
             return
-        async with self._read_lock:
-            if self.monotonic() - self._read_at < READ_EVERY:
-                return  # another request read them while this one waited
-            self._read_at = self.monotonic()  # a failing store is tried again later
-            try:
-                seq, rows = await store.fleet_results(self._results_seq, store.agent)
-            except Exception:  # the store's health is watched and reported elsewhere
-                return
-            self.absorb(seq, rows)
+        self.absorb(seq, rows)
 
     def absorb(self, seq: int, rows: list[dict[str, Any]]) -> None:
         """Rows of other agents' results up to `seq` (as PostgresStore.fleet_results

@@ -30,6 +30,7 @@ from alerting.outbox import Backoff, Outbox
 from alerting.plan import STORE_CHECK, fleet_agent_check
 from alerting.selfwatch import heartbeat_forever, peers_forever
 from alerting.significant_clocks import SignificantClocks
+from core.throttle import Throttle
 
 if TYPE_CHECKING:  # psycopg is ~9 MiB of RSS: imported only by an agent on PostgreSQL
     from agent.state.postgres import PostgresStore
@@ -98,8 +99,7 @@ class AlertingService:
         # Told the rows of each of the holder's reads (seq, rows): the fleet view takes
         # them instead of reading the same rows a second time.
         self.results_listeners: list[Callable[[int, list[dict[str, Any]]], None]] = []
-        self._follow_lock = asyncio.Lock()
-        self._followed_at = -FOLLOW  # monotonic time of the last read of the holder's state
+        self._follows = Throttle(FOLLOW)  # reads of the holder's committed state
         self._tracks_read = -FOLLOW_TRACKS
         self._members: tuple[list[dict[str, Any]], float] | None = None  # see observe_members
         self._members_seen = asyncio.Event()
@@ -499,30 +499,29 @@ class AlertingService:
         it answers a read, and nothing else in a non-holder uses the model. An agent
         nobody reads costs the store nothing; polling every 2 s was a fixed share of
         every agent's CPU in the fleet benchmark."""
+        if self.fleet_store is not None and not self.holding:
+            await self._follows.run(self._follow)
+
+    async def _follow(self) -> None:
         store = self.fleet_store
-        if store is None or self.holding or time.monotonic() - self._followed_at < FOLLOW:
-            return
-        async with self._follow_lock:
-            if self.holding or time.monotonic() - self._followed_at < FOLLOW:
-                return  # another request read it while this one waited
-            self._followed_at = time.monotonic()  # a failing store is tried again later
-            # One row per check: the tracks are read far less often than the incidents.
-            whole = time.monotonic() - self._tracks_read >= FOLLOW_TRACKS
-            try:
-                if whole:
-                    state = await store.load_state()
-                else:
-                    incidents, silences = await store.load_open_state()
-            except Exception:
-                return  # the store's health is watched and reported elsewhere
-            engine = self.engine
-            if self.holding or engine is None:  # the lease moved here meanwhile
-                return
+        assert store is not None
+        # One row per check: the tracks are read far less often than the incidents.
+        whole = time.monotonic() - self._tracks_read >= FOLLOW_TRACKS
+        try:
             if whole:
-                self._tracks_read = time.monotonic()
-                engine.state = state
+                state = await store.load_state()
             else:
-                engine.state.incidents, engine.state.silences = incidents, silences
+                incidents, silences = await store.load_open_state()
+        except Exception:
+            return  # the store's health is watched and reported elsewhere
+        engine = self.engine
+        if self.holding or engine is None:  # the lease moved here meanwhile
+            return
+        if whole:
+            self._tracks_read = time.monotonic()
+            engine.state = state
+        else:
+            engine.state.incidents, engine.state.silences = incidents, silences
 
     async def _poll_results_forever(self) -> None:
         """The holder reads what the other agents ran (they write results to the store

@@ -644,10 +644,6 @@ class PostgresStore:
             (ENGINE, self.instance),
         )
 
-    async def lease_holder(self) -> dict[str, Any] | None:
-        text = await self._run(_fetch_value, f"SELECT ({_HOLDER_JSON})::text", {"lease": ENGINE})
-        return None if text is None else dict(json.loads(text))
-
     async def fleet_results(self, seq: int, exclude_agent: str) -> tuple[int, list[dict[str, Any]]]:
         """Results other agents wrote after `seq`: (the newest seq, rows shaped like
         load_results). For this agent's view of the fleet and the engine holder's
@@ -717,13 +713,6 @@ class PostgresStore:
             self._swept_at = time.monotonic()
         fleet = json.loads(text)
         return list(fleet["members"]), fleet["holder"], float(fleet["now"])
-
-    async def members(self) -> list[dict[str, Any]]:
-        """Every agent row, live or lapsed, with the database's now for comparisons."""
-        text = await self._run(
-            _fetch_value, f"SELECT ({_MEMBERS_JSON.format(rows='fleet_agents')})::text", ()
-        )
-        return list(json.loads(text))
 
     async def leave(self) -> None:
         """At a clean stop: the fleet need not wait out this agent's lease."""
@@ -826,8 +815,8 @@ _CLAIMER_LAPSED = (
     " WHERE f.instance = outbox.claimed_by AND f.expires_at < now())"
 )
 _ROW = "id, dedup_key, channel, incident_id, kind, payload, attempts, next_attempt_at, created_at"
-# The fleet's members and the engine lease's holder as JSON, for heartbeat and its
-# readers: one text value to decode instead of a row of typed columns per agent.
+# The fleet's members and the engine lease's holder as JSON, for heartbeat: one
+# text value to decode instead of a row of typed columns per agent.
 _MEMBERS_JSON = (
     "SELECT coalesce(json_agg(json_build_object('instance', instance, 'name', name,"
     " 'version', version, 'config_hash', config_hash, 'checks', checks,"

@@ -49,8 +49,11 @@ OWN_READS = ("/healthz", "/readyz", "/api/v1/push/")
 async def fresh_view(
     request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
 ) -> web.StreamResponse:
-    if request.method in ("GET", "HEAD") and not request.path.startswith(OWN_READS):
-        read = asyncio.ensure_future(_fresh_view(agent_of(request)))
+    agent = agent_of(request)
+    # Alone there is nothing to read: no task per scrape.
+    fleet = agent.config.agent.store is not None
+    if fleet and request.method in ("GET", "HEAD") and not request.path.startswith(OWN_READS):
+        read = asyncio.ensure_future(_fresh_view(agent))
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(asyncio.shield(read), VIEW_WAIT)
     return await handler(request)

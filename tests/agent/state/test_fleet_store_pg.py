@@ -54,7 +54,7 @@ async def test_lease_times_are_the_database_clock(pg_server: PgServer) -> None:
     try:
         before = await store.now()
         assert await store.take_lease(30.0) == 1
-        holder = await store.lease_holder()
+        _, holder, _ = await store.heartbeat("test", "hash", 0, 30.0)
         assert holder is not None and holder["agent"] == "srv-a" and holder["live"]
         assert before + 29 < holder["expires_at"] < before + 32
     finally:

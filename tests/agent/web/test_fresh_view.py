@@ -24,8 +24,10 @@ if TYPE_CHECKING:
 class ViewAgent:
     """What these routes read of an agent; its view read is the code's collaborator."""
 
-    def __init__(self, read: Callable[[], Coroutine[Any, Any, None]]) -> None:
-        self.config = load_config_text("agent: {listen: 127.0.0.1:9}\n", "<test>")
+    def __init__(self, read: Callable[[], Coroutine[Any, Any, None]], fleet: bool = True) -> None:
+        # A fleet's store URL is only parsed here: nothing connects to it.
+        store = ', store: "postgresql://vaktpost@127.0.0.1:1/vaktpost"' if fleet else ""
+        self.config = load_config_text(f"agent: {{listen: 127.0.0.1:9{store}}}\n", "<test>")
         self.read = read
         self.reads = 0
 
@@ -95,3 +97,10 @@ async def test_health_and_pushes_do_not_read_the_view() -> None:
         assert status == 200 and agent.reads == 0
         status, _, _ = await get(url + "/api/v1/push/nightly-backup")  # no such route here
         assert status == 404 and agent.reads == 0
+
+
+async def test_an_agent_alone_has_no_view_to_read() -> None:
+    agent = ViewAgent(hang, fleet=False)
+    async for url in serve(agent):
+        status, _, _ = await get(url + "/api/v1/checks")
+        assert status == 200 and agent.reads == 0
